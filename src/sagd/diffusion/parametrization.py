@@ -1,0 +1,93 @@
+"""Network parametrisations and the training objective (SAGD.md §3).
+
+A network ``model(x_t, t)`` predicts one of:
+
+* ``eps``          white ε;         ``D = (x_t - σ_t Σ^{1/2} ε̂) / α_t``; loss on the support only
+* ``colored_eps``  ``n = Σ^{1/2} ε`` (the paper's drop-in variant); ``D = (x_t - σ_t n̂) / α_t``
+* ``x0``           ``x_0``;          ``D = x̂_0``
+* ``v``            ``v = α_t n - σ_t x_0``; ``D = α_t x_t - σ_t v̂``
+
+Every parametrisation is turned into the denoiser ``D(x, t) = E[x_0 | x_t]`` the samplers use.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .process import VPProcess
+
+PREDICTIONS = ("eps", "colored_eps", "x0", "v")
+
+
+def check_prediction(prediction: str) -> str:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return prediction
+
+
+def to_denoised(proc: VPProcess, prediction: str, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``D(x, t)`` from a network output ``out`` in parametrisation ``prediction``; shapes ``(B, C, *spatial)``."""
+    check_prediction(prediction)
+    a, s = proc.expand(proc.alpha(t), x), proc.expand(proc.sigma(t), x)
+    if prediction == "x0":
+        return out
+    if prediction == "v":
+        return a * x - s * out
+    n = proc.cov.sqrt(out) if prediction == "eps" else out
+    return (x - s * n) / a
+
+
+def target(proc: VPProcess, prediction: str, x0: torch.Tensor, eps: torch.Tensor, n: torch.Tensor,
+           t: torch.Tensor) -> torch.Tensor:
+    """The regression target for white noise ``eps`` and its colored ``n``, shape of ``x0``."""
+    check_prediction(prediction)
+    if prediction == "eps":
+        return eps
+    if prediction == "colored_eps":
+        return n
+    if prediction == "x0":
+        return x0
+    return proc.expand(proc.alpha(t), x0) * n - proc.expand(proc.sigma(t), x0) * x0
+
+
+class Denoiser:
+    """Wrap ``model(x_t, t) -> prediction`` as the denoiser ``D(x_t, t) = E[x_0 | x_t]``.
+
+    Like EDM's preconditioning, this is kept apart from the architecture.
+    """
+
+    def __init__(self, model: Callable, proc: VPProcess, prediction: str = "eps"):
+        self.model, self.proc, self.prediction = model, proc, check_prediction(prediction)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return to_denoised(self.proc, self.prediction, self.model(x, t), x, t)
+
+
+def sample_time(n: int, proc: VPProcess, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Training times ``t ~ U[t_min, 1]``, shape ``(n,)``, float32."""
+    u = torch.rand(n, generator=generator, device=device)
+    return proc.t_min + (1 - proc.t_min) * u
+
+
+def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "eps",
+         generator: torch.Generator | None = None, t: torch.Tensor | None = None,
+         reduction: str = "mean") -> torch.Tensor:
+    """The denoising objective ``E ‖model(x_t, t) - target‖²`` for a batch ``x0`` ``(B, C, *spatial)``.
+
+    For ``eps`` the error is projected onto the support (off it ε never reaches ``x_t`` and is
+    unlearnable). ``reduction="none"`` gives one value per sample, shape ``(B,)``.
+    """
+    check_prediction(prediction)
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if t is None:
+        t = sample_time(x0.shape[0], proc, generator, x0.device)
+    eps, n = proc.noise_like(x0, generator)
+    x_t = proc.expand(proc.alpha(t), x0) * x0 + proc.expand(proc.sigma(t), x0) * n
+    err = model(x_t, t) - target(proc, prediction, x0, eps, n, t)
+    if prediction == "eps":
+        err = proc.cov.project(err)
+    per_sample = err.float().pow(2).flatten(1).mean(1)
+    return per_sample.mean() if reduction == "mean" else per_sample

@@ -1,0 +1,32 @@
+"""Spectral covariances: the only part of sagd that knows about frequencies."""
+
+from .covariance import SpectralCovariance
+from .grid import radial_frequency
+from .spec import from_spec, parse_spec
+from .profiles import (
+    band_pass,
+    band_stop,
+    data_matched,
+    from_weights,
+    isotropic,
+    offset,
+    orientation,
+    power_law,
+    two_band,
+)
+
+__all__ = [
+    "SpectralCovariance",
+    "band_pass",
+    "band_stop",
+    "data_matched",
+    "from_spec",
+    "from_weights",
+    "isotropic",
+    "offset",
+    "orientation",
+    "parse_spec",
+    "power_law",
+    "radial_frequency",
+    "two_band",
+]
