@@ -1,0 +1,33 @@
+"""Band-confined corruption for the selective-omission experiment (SAGD.md §0, §5)."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import spectral
+
+
+def corrupt_band(
+    x: torch.Tensor,
+    low: float,
+    high: float,
+    gamma: float = 1.0,
+    unit: str = "nyquist",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``x + gamma · e`` with ``e`` noise confined to the radial band ``low <= |k| <= high``.
+
+    ``e`` is white noise filtered by ``spectral.band_pass(x.shape[1:], low, high, unit=unit)``,
+    then divided by its own spatial standard deviation (about its mean, + 1e-8) per sample and
+    channel, the paper's convention. ``unit`` defaults to ``"nyquist"``, the reading of the
+    paper's bands [0.1, 0.2] … [0.8, 0.9]. Shapes: ``x`` and the result are ``(N, C, *spatial)``;
+    the noise is drawn on ``x``'s device.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() < 3:
+        raise ValueError(f"x must be a float tensor (N, C, *spatial), got {getattr(x, 'shape', type(x))}")
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    band = spectral.band_pass(x.shape[1:], low, high, unit=unit)
+    e = band.sqrt(torch.randn(x.shape, generator=generator, device=x.device, dtype=dtype))
+    spatial = tuple(range(2, x.dim()))
+    e = e / (e.std(dim=spatial, correction=0, keepdim=True) + 1e-8)
+    return (x + gamma * e).to(x.dtype)

@@ -1,0 +1,99 @@
+"""The user's own data: an image folder or a ``.npz`` file.
+
+Both may hold separate splits (a ``train/`` and ``test/`` subfolder; ``train_images`` and
+``test_images`` arrays). Without them the one set they hold is returned for every split.
+Flips are off unless ``hflip=true``: whether they suit the content is the user's call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .image_data import ImageData
+from .locate import DatasetNotFoundError
+from .transforms import to_nchw, to_unit_range
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def _image_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def _is_gray(path: Path) -> bool:
+    with Image.open(path) as img:
+        return img.mode in _GRAY_MODES
+
+
+def _read(path: Path, mode: str, size: int | None) -> np.ndarray:
+    """One image as uint8 ``(H, W)`` or ``(H, W, 3)``; with ``size``, centre-cropped square and resized."""
+    with Image.open(path) as img:
+        img = img.convert(mode)
+        if size is not None:
+            side = min(img.size)
+            left, top = (img.width - side) // 2, (img.height - side) // 2
+            img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+        return np.asarray(img)
+
+
+def folder(split: str, path: str, size: int | None = None, channels: int | None = None, hflip: bool = False) -> ImageData:
+    """Images under ``path``: ``(N, channels, H, W)`` (``H = W = size`` when given).
+
+    Layouts: ``path/<class>/...`` (ImageFolder: sorted class folder names give labels 0, 1, ...)
+    or a flat folder (unlabelled); ``path/<split>/`` is used when it exists. 8-bit images are
+    read with PIL. ``channels`` defaults to 1 when every image is grayscale, else 3. Without
+    ``size`` every image must have the same height and width.
+    """
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise DatasetNotFoundError(f"folder: no directory {directory}")
+    if (directory / split).is_dir():
+        directory = directory / split
+    classes = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
+    files = [_image_files(d) for d in classes] if classes else [_image_files(directory)]
+    paths = [p for group in files for p in group]
+    if not paths:
+        raise DatasetNotFoundError(f"folder: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}")
+    if channels is None:
+        channels = 1 if all(_is_gray(p) for p in paths) else 3
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if size is not None and size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    arrays = [_read(p, "L" if channels == 1 else "RGB", size) for p in paths]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"folder {directory}: images have different sizes {sorted(shapes)[:3]}...; pass size= to resize them")
+    images = to_unit_range(np.stack(arrays)[:, None] if channels == 1 else np.stack(arrays).transpose(0, 3, 1, 2))
+    if not classes:
+        return ImageData(images, hflip=hflip)
+    labels = torch.cat([torch.full((len(group),), k, dtype=torch.int64) for k, group in enumerate(files)])
+    return ImageData(images, labels, len(classes), hflip=hflip)
+
+
+def npz(split: str, path: str, hflip: bool = False) -> ImageData:
+    """Arrays from a ``.npz`` file: ``images`` (and optional ``labels``), or ``<split>_images`` (``<split>_labels``).
+
+    ``images`` may be ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``; uint8 (0..255) or
+    float (in ``[-1, 1]`` when its minimum is negative, else ``[0, 1]``). ``labels``: integers
+    ``(N,)``, ``num_classes = max + 1``.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DatasetNotFoundError(f"npz: no file {file}")
+    with np.load(file, allow_pickle=False) as arrays:
+        prefix = f"{split}_" if f"{split}_images" in arrays.files else ""
+        if f"{prefix}images" not in arrays.files:
+            raise ValueError(f"{file} has no 'images' or '{split}_images' array (it holds {', '.join(arrays.files)})")
+        images = to_unit_range(to_nchw(arrays[f"{prefix}images"]))
+        labels = arrays[f"{prefix}labels"] if f"{prefix}labels" in arrays.files else None
+    if labels is None:
+        return ImageData(images, hflip=hflip)
+    if labels.dtype.kind not in "ui" or labels.shape != (len(images),) or labels.min() < 0:
+        raise ValueError(f"{file}: labels must be non-negative integers of shape ({len(images)},), got {labels.dtype} {labels.shape}")
+    return ImageData(images, torch.from_numpy(labels.astype(np.int64)), int(labels.max()) + 1, hflip=hflip)
