@@ -21,10 +21,13 @@ from .process import VPProcess
 EXACT_MAX_DIM = 256
 
 
-def _trace_jd(denoiser: Callable, proc: VPProcess, x: torch.Tensor, t: torch.Tensor, probes: torch.Tensor | None):
-    """``D(x, t)`` and ``tr(P J_D P)`` per sample: exact (``probes=None``) or by Hutchinson probes.
+def _denoise_and_residual_trace(denoiser: Callable, proc: VPProcess, x: torch.Tensor, t: torch.Tensor,
+                                 a: float, probes: torch.Tensor | None):
+    """``D(x, t)`` and ``tr(P (I - α_t J_D) P)`` per sample, ``P`` the projection on the support.
 
-    ``x``: ``(B, C, *spatial)``; ``probes``: ``(K, B, C, *spatial)``, already projected on the support.
+    Exact (``probes=None``: ``d`` vector-Jacobian products) or by Hutchinson probes ``v = P z``
+    of shape ``(K, B, C, *spatial)``, estimating ``vᵀ (I - α J_D) v`` with one probe for both
+    terms: near ``t = 0``, where ``α J_D → I``, its variance vanishes with the residual.
     """
     b, shape, d = x.shape[0], x.shape[1:], math.prod(x.shape[1:])
     with torch.enable_grad():
@@ -38,12 +41,12 @@ def _trace_jd(denoiser: Callable, proc: VPProcess, x: torch.Tensor, t: torch.Ten
         tr = t.repeat(k)
         out = proc.consistent(denoiser(xr, tr), xr, tr)
         (g,) = torch.autograd.grad((out * v.reshape(k * b, *shape)).sum(), xr)
-    g = g.reshape(k, b, d)
+    g, v = g.reshape(k, b, d), v.reshape(k, b, d)
     if probes is None:
-        trace = torch.diagonal(g, dim1=0, dim2=2).sum(-1)
+        residual = proc.cov.rank - a * torch.diagonal(g, dim1=0, dim2=2).sum(-1)
     else:
-        trace = (g * v.reshape(k, b, d)).sum(-1).mean(0)
-    return out.detach().reshape(k, b, *shape)[0], trace.detach()
+        residual = (v * (v - a * g)).sum(-1).mean(0)
+    return out.detach().reshape(k, b, *shape)[0], residual.detach()
 
 
 @torch.no_grad()
@@ -62,7 +65,7 @@ def nll(
 
     Args:
         exact: exact divergence (``d`` backward passes per evaluation); default when ``d <= 256``.
-        probes: Hutchinson probes otherwise (Gaussian, projected on the support, fixed per call).
+        probes: Hutchinson probes otherwise (Rademacher, projected on the support, fixed per call).
         t0: start of the integration (the density at ``t0`` stands for the data density).
     """
     if tuple(x0.shape[1:]) != proc.shape:
@@ -77,17 +80,17 @@ def nll(
         exact = cov.dim <= EXACT_MAX_DIM
     v = None
     if not exact:
-        z = torch.randn((int(probes), *shape), generator=generator, device=x0.device, dtype=x0.dtype)
-        v = cov.project(z)
+        z = torch.randint(0, 2, (int(probes), *shape), generator=generator, device=x0.device)
+        v = cov.project(2 * z.to(x0.dtype) - 1)
 
     def rhs(t: float, state: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(state[: b * cov.dim]).to(x0).reshape(shape)
         tb = torch.full((b,), t, device=x0.device, dtype=x0.dtype)
         tt = torch.tensor(t, dtype=torch.float64)
         a, s2, beta = proc.alpha(tt).item(), proc.sigma(tt).item() ** 2, proc.beta(tt).item()
-        d, tr = _trace_jd(denoiser, proc, x, tb, v)
+        d, residual = _denoise_and_residual_trace(denoiser, proc, x, tb, a, v)
         dx = 0.5 * beta * ((x - a * d) / s2 - x)
-        div = 0.5 * beta * ((r - a * tr) / s2 - r)
+        div = 0.5 * beta * (residual / s2 - r)
         return np.concatenate([dx.flatten().double().cpu().numpy(), div.double().cpu().numpy()])
 
     state0 = np.concatenate([x0.detach().flatten().double().cpu().numpy(), np.zeros(b)])

@@ -70,7 +70,7 @@ def ddim(denoiser, proc, x, ts, eta: float = 0.0, generator=None, callback=None)
         if s_s == 0:
             x = d
         else:
-            c = eta * (s_s / s_t) * math.sqrt(max(0.0, 1 - (a_t * s_s) ** 2 / (a_s * s_t) ** 2))
+            c = eta * s_s * math.sqrt(max(0.0, 1 - (a_t * s_s) ** 2 / (a_s * s_t) ** 2))
             n_hat = (x - a_t * d) / s_t
             x = a_s * d + math.sqrt(max(0.0, s_s**2 - c**2)) * n_hat
             if c > 0:
