@@ -27,13 +27,13 @@ data:
 	fi
 
 test: venv data
-	$(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 demo: venv data
 	$(BIN)/sagd demo --out runs/demo
 
 bench: venv data
-	$(BIN)/python benchmarks/operator.py
+	$(BIN)/python benchmarks/noise_operator.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -19,6 +19,7 @@ import torch
 from .process import VPProcess
 
 PREDICTIONS = ("eps", "colored_eps", "x0", "v")
+OMISSIONS = ("noise_only", "project")
 
 
 def check_prediction(prediction: str) -> str:
@@ -73,13 +74,20 @@ def sample_time(n: int, proc: VPProcess, generator: torch.Generator | None = Non
 
 def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "eps",
          generator: torch.Generator | None = None, t: torch.Tensor | None = None,
-         reduction: str = "mean") -> torch.Tensor:
+         omission: str = "noise_only", reduction: str = "mean") -> torch.Tensor:
     """The denoising objective ``E ‖model(x_t, t) - target‖²`` for a batch ``x0`` ``(B, C, *spatial)``.
 
     For ``eps`` the error is projected onto the support (off it ε never reaches ``x_t`` and is
-    unlearnable). ``reduction="none"`` gives one value per sample, shape ``(B,)``.
+    unlearnable). ``omission`` matters only when a band is outside the support (SAGD.md §5):
+    ``"noise_only"`` masks the noise alone (the paper's literal form), ``"project"`` also removes
+    the band from ``x0`` so that training inputs look like what samplers produce.
+    ``reduction="none"`` gives one value per sample, shape ``(B,)``.
     """
     check_prediction(prediction)
+    if omission not in OMISSIONS:
+        raise ValueError(f"omission must be one of {OMISSIONS}, got {omission!r}")
+    if omission == "project":
+        x0 = proc.cov.project(x0)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     if t is None:

@@ -56,7 +56,9 @@ def parse_spec(spec: str) -> list[tuple[str, dict]]:
         name, _, rest = term.partition(":")
         if name not in _PROFILES:
             raise ValueError(f"spectrum term {term!r}: unknown profile {name!r}; known: {', '.join(_PROFILES)}")
-        accepted = [p for p in inspect.signature(_PROFILES[name]).parameters if p not in ("shape", "data")]
+        params = inspect.signature(_PROFILES[name]).parameters
+        accepted = [p for p in params if p not in ("shape", "data")]
+        required = [p for p in accepted if params[p].default is inspect.Parameter.empty]
         kwargs = {}
         for item in filter(None, rest.split(",")):
             key, eq, raw = item.partition("=")
@@ -65,6 +67,9 @@ def parse_spec(spec: str) -> list[tuple[str, dict]]:
             if key not in accepted:
                 raise ValueError(f"spectrum term {term!r}: unknown key {key!r}; {name} accepts {', '.join(accepted) or 'no keys'}")
             kwargs[key] = _value(term, key, raw)
+        missing = [p for p in required if p not in kwargs]
+        if missing:
+            raise ValueError(f"spectrum term {term!r}: missing key {', '.join(missing)} (e.g. {name}:{','.join(p + '=...' for p in required)})")
         terms.append((name, kwargs))
     return terms
 
