@@ -53,7 +53,10 @@ class GaussianOracle:
 
     def denoiser(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``D(x, t) = μ + Fᴴ diag(α P / (α² P + σ² w)) F (x - α μ)``; all ``t`` equal."""
-        a, s = self.coefficients(float(t.flatten()[0]))
+        return self.denoise_at(x, *self.coefficients(float(t.flatten()[0])))
+
+    def denoise_at(self, x: torch.Tensor, a: float, s: float) -> torch.Tensor:
+        """The exact denoiser for ``x = a x_0 + s Σ^{1/2} ε``."""
         gain = a * self.power / (a**2 * self.power + s**2 * self.w)
         mu = self.mu.to(x)
         return mu + ifft(gain * fft(x.to(torch.float64) - a * mu)).to(x)
