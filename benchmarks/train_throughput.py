@@ -1,0 +1,165 @@
+"""Training throughput: sagd's step with isotropic vs power-law noise, and a plain diffusers loop.
+
+All three variants train the same ``tiny`` UNet (same preset, same initial weights) on batches
+of the same size drawn the same way, and each step does the same work around the model: draw a
+batch, noise it, forward, MSE, backward, clip, AdamW, EMA. They differ only in what sagd adds:
+
+* ``sagd isotropic``: ``Trainer.train_step`` with ``spectrum: isotropic`` (Accelerate, the
+  ``Network`` wrapper, colored noise through ``rfft``/``irfft`` with ``w ≡ 1``);
+* ``sagd power_law``: the same with ``power_law:alpha=-0.5``;
+* ``diffusers loop``: ``UNet2DModel`` + ``DDPMScheduler.add_noise`` + ``F.mse_loss``.
+
+Variants are timed in interleaved rounds (so load on the machine hits them alike) and the median
+over rounds is reported. Writes ``benchmarks/results/train_throughput.{json,md}``.
+
+    python benchmarks/train_throughput.py [--dataset fashion_mnist] [--batch-size 64] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+
+from sagd.config import TrainConfig
+from sagd.data import random_batches
+from sagd.train import Trainer, ema_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sagd_step(spectrum: str, args, out: str):
+    cfg = TrainConfig(out=out, dataset=args.dataset, spectrum=spectrum, model="tiny", batch_size=args.batch_size,
+                      warmup=0, mixed_precision="no", seed=0)
+    trainer = Trainer(cfg.validate())
+    return trainer, trainer.train_step
+
+
+def diffusers_step(trainer: Trainer, args):
+    """A plain diffusers training step on a copy of ``trainer``'s UNet and data."""
+    unet = copy.deepcopy(trainer.acc.unwrap_model(trainer.net).unet)
+    ema = ema_model(unet, 0.999)
+    opt = torch.optim.AdamW(unet.parameters(), lr=2e-4)
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    g = torch.Generator().manual_seed(0)
+    batches = random_batches(trainer.data, args.batch_size, torch.Generator().manual_seed(0))
+
+    def step():
+        x0, _ = next(batches)
+        noise = torch.randn(x0.shape, generator=g)
+        timesteps = torch.randint(0, 1000, (x0.shape[0],), generator=g)
+        loss = F.mse_loss(unet(scheduler.add_noise(x0, noise, timesteps), timesteps).sample, noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.update_parameters(unet)
+        return loss.detach()
+
+    return step
+
+
+def timed(step, n: int) -> float:
+    """Seconds for ``n`` steps."""
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return time.perf_counter() - start
+
+
+def machine() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                                    cwd=Path(__file__).parent).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "load_average_1min": os.getloadavg()[0],
+        "git_commit": commit + ("-dirty" if dirty else ""),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5, help="steps per variant per round")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        iso, iso_step = sagd_step("isotropic", args, f"{tmp}/iso")
+        _, plw_step = sagd_step("power_law:alpha=-0.5", args, f"{tmp}/plw")
+        variants = {"sagd isotropic": iso_step, "sagd power_law": plw_step, "diffusers loop": diffusers_step(iso, args)}
+        for step in variants.values():  # warm-up
+            timed(step, 2)
+        seconds = {name: [] for name in variants}
+        for r in range(args.rounds):
+            order = list(variants) if r % 2 == 0 else list(reversed(variants))
+            for name in order:
+                seconds[name].append(timed(variants[name], args.steps))
+    images = args.batch_size * args.steps
+    rates = {name: [images / s for s in secs] for name, secs in seconds.items()}
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    result = {
+        "benchmark": "train_throughput",
+        "model": "tiny",
+        "dataset": args.dataset,
+        "image_shape": list(iso.data.shape),
+        "batch_size": args.batch_size,
+        "steps_per_round": args.steps,
+        "rounds": args.rounds,
+        "images_per_s_median": median,
+        "images_per_s_rounds": rates,
+        "ratios": {
+            "power_law / isotropic": median["sagd power_law"] / median["sagd isotropic"],
+            "sagd isotropic / diffusers loop": median["sagd isotropic"] / median["diffusers loop"],
+            "sagd power_law / diffusers loop": median["sagd power_law"] / median["diffusers loop"],
+        },
+        "machine": machine(),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    lines = [
+        "# Training throughput (tiny UNet)",
+        "",
+        f"{args.dataset} {tuple(iso.data.shape)}, batch {args.batch_size}, {args.rounds} interleaved rounds of "
+        f"{args.steps} steps, median; {m['device']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
+        f"torch {m['torch']}, load average {m['load_average_1min']:.1f}, commit {m['git_commit'][:12]}.",
+        "",
+        "| variant | images/s (median) | min | max | relative to diffusers loop |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in rates.items():
+        lines.append(f"| {name} | {median[name]:.1f} | {min(r):.1f} | {max(r):.1f} | "
+                     f"{median[name] / median['diffusers loop']:.3f} |")
+    lines += ["", f"power_law / isotropic: {result['ratios']['power_law / isotropic']:.3f}", ""]
+    (RESULTS / "train_throughput.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

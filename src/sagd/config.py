@@ -1,0 +1,184 @@
+"""``TrainConfig``: everything a training run needs, as one dataclass that round-trips through YAML.
+
+A run directory's ``config.yaml`` is ``TrainConfig.to_dict()``; ``load_config`` reads one back,
+rejecting unknown keys and ill-typed values with a ``ValueError`` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .data import parse_dataset_spec
+from .diffusion import METHODS, PREDICTIONS
+from .diffusion.process import NOISE_MODES
+from .diffusion.schedules import SCHEDULES
+from .models import PRESETS
+from .spectral import parse_spec
+
+OMISSION = ("noise_only", "project")
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+UNITS = ("cycles", "nyquist")
+
+
+@dataclass
+class Corruption:
+    """Band-confined noise added to every training batch: ``x + gamma · e[low, high]`` (SAGD.md §0)."""
+
+    low: float
+    high: float
+    gamma: float = 1.0
+    unit: str = "nyquist"
+
+
+@dataclass
+class TrainConfig:
+    """A training run. ``batch_size`` is per process and per micro-step: one optimizer step sees
+    ``batch_size × grad_accum × processes`` images."""
+
+    out: str = "runs/sagd"
+    # data
+    dataset: str = "fashion_mnist"
+    data_root: str | None = None
+    corrupt: Corruption | None = None
+    # diffusion
+    spectrum: str = "isotropic"
+    schedule: str = "linear"
+    noise: str = "exact"
+    prediction: str = "eps"
+    omission: str = "noise_only"
+    # model
+    model: str = "tiny"
+    class_conditional: bool = False
+    label_dropout: float = 0.1
+    # optimisation
+    steps: int = 10_000
+    max_minutes: float | None = None
+    batch_size: int = 64
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup: int = 500
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    mixed_precision: str = "auto"
+    seed: int = 0
+    # logging, samples, checkpoints
+    log_every: int = 50
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    sample_n: int = 64
+    sample_method: str = "ddim"
+    sample_steps: int = 50
+
+    def validate(self) -> "TrainConfig":
+        """Check every value before any work starts; raises ``ValueError`` naming the key."""
+        parse_spec(self.spectrum)
+        parse_dataset_spec(self.dataset)
+        for key, allowed in (
+            ("schedule", tuple(SCHEDULES)),
+            ("noise", NOISE_MODES),
+            ("prediction", PREDICTIONS),
+            ("omission", OMISSION),
+            ("model", tuple(PRESETS)),
+            ("mixed_precision", MIXED_PRECISION),
+            ("sample_method", tuple(METHODS)),
+        ):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"config {key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        for key in ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "checkpoint_every",
+                    "keep_checkpoints", "sample_n", "sample_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"config {key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("lr", "grad_clip"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"config {key}: must be > 0, got {getattr(self, key)}")
+        for key in ("warmup", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"config {key}: must be >= 0, got {getattr(self, key)}")
+        for key in ("ema_decay", "label_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"config {key}: must be in [0, 1), got {getattr(self, key)}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"config max_minutes: must be > 0, got {self.max_minutes}")
+        if self.corrupt is not None:
+            if self.corrupt.unit not in UNITS:
+                raise ValueError(f"config corrupt.unit: must be one of {', '.join(UNITS)}, got {self.corrupt.unit!r}")
+            if not 0 <= self.corrupt.low < self.corrupt.high:
+                raise ValueError(f"config corrupt: need 0 <= low < high, got low={self.corrupt.low}, high={self.corrupt.high}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "TrainConfig":
+        """Build from plain values (YAML); unknown keys and wrong types raise ``ValueError``."""
+        return _build(cls, raw, "config").validate()
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes`` applied (``None`` values are ignored: unset command-line flags)."""
+        raw = self.to_dict()
+        raw.update({k: v for k, v in changes.items() if v is not None})
+        return TrainConfig.from_dict(raw)
+
+
+def _build(cls, raw, where: str):
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping of keys to values, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    values = {key: _coerce(hints[key], value, f"{where} {key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as e:  # a required field is missing
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _coerce(hint, value, where: str):
+    """``value`` as type ``hint`` (int, float, bool, str, a dataclass, or ``X | None``)."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _build(hint, value, where)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok:
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return hint(value)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML config; missing keys take the defaults of ``TrainConfig``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return TrainConfig.from_dict(raw)
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

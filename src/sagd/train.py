@@ -1,0 +1,326 @@
+"""The training loop (Accelerate): one code path for isotropic and SAGD runs, CPU to multi-GPU.
+
+``train(cfg)`` runs ``cfg.steps`` optimizer steps of AdamW (linear warm-up, gradient clipping,
+EMA, mixed precision where the device has it, gradient accumulation) and writes the run folder:
+
+    runs/<name>/config.yaml  metrics.jsonl  samples/step_*.png  checkpoints/step_*/
+
+Every random draw comes from three explicit generators per process (batches, times and label
+dropout, diffusion noise) whose states are checkpointed, so ``train(cfg, resume=True)`` continues
+bit-for-bit on CPU. The same code runs under ``accelerate launch`` with any number of processes;
+each process draws its own batches from generators seeded by ``(seed, process index)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from PIL import Image
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
+
+from . import checkpoint, diffusion
+from .config import TrainConfig, save_config
+from .data import corrupt_band, load_dataset, random_batches
+from .diffusion.parametrization import sample_time
+from .models import Network, drop_labels, guided_denoiser
+from .spectral import SpectralCovariance, from_spec
+
+STREAMS = ("data", "time", "noise")
+METRICS = "metrics.jsonl"
+SAMPLES = "samples"
+
+
+# ---------------------------------------------------------------------------- building blocks
+def ema_model(net: torch.nn.Module, decay: float) -> AveragedModel:
+    """An EMA copy of ``net`` with warm-up: update ``n`` uses ``min(decay, (1 + n) / (10 + n))``."""
+
+    def update(ema_params, params, n_averaged):
+        n = float(n_averaged)
+        torch._foreach_lerp_(ema_params, params, 1 - min(decay, (1 + n) / (10 + n)))
+
+    return AveragedModel(net, multi_avg_fn=update)
+
+
+def generators(seed: int, rank: int, device) -> dict[str, torch.Generator]:
+    """Independent generators for each stream of ``STREAMS``, seeded from ``(seed, rank, stream)``."""
+    out = {}
+    for i, name in enumerate(STREAMS):
+        s = int(np.random.SeedSequence([seed, rank, i]).generate_state(1, np.uint64)[0] >> 1)
+        out[name] = torch.Generator(device=device).manual_seed(s)
+    return out
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up from 0 to ``cfg.lr`` over ``cfg.warmup`` steps, then constant."""
+    return cfg.lr * min(1.0, step / cfg.warmup) if cfg.warmup else cfg.lr
+
+
+def mixed_precision(cfg: TrainConfig) -> str:
+    """``"auto"``: bf16 on GPUs that support it, else no mixed precision."""
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def covariance(cfg: TrainConfig, images: torch.Tensor) -> SpectralCovariance:
+    """The noise covariance of ``cfg.spectrum`` for ``images`` ``(N, C, H, W)`` (``data_matched`` uses them)."""
+    return from_spec(cfg.spectrum, tuple(images.shape[1:]), data=images)
+
+
+def sampler_denoiser(net: Network, proc: diffusion.VPProcess, prediction: str,
+                     labels: torch.Tensor | None = None, guidance: float = 1.0):
+    """The denoiser to sample ``net`` with: unconditional, or for class ``labels`` with CFG ``guidance``."""
+    if net.num_classes is None or labels is None:
+        return diffusion.Denoiser(net, proc, prediction)
+    return guided_denoiser(net, proc, prediction, labels, guidance)
+
+
+@torch.no_grad()
+def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, method: str, steps: int,
+             generator: torch.Generator, guidance: float = 1.0, progress: bool = False):
+    """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional)."""
+    device = next(net.parameters()).device
+    labels = None if net.num_classes is None else torch.arange(n, device=device) % net.num_classes
+    was_training = net.training
+    net.eval()
+    x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance), proc, n, method=method,
+                         steps=steps, generator=generator, device=device, progress=progress)
+    net.train(was_training)
+    return x, labels
+
+
+def save_grid(images: torch.Tensor, path: str | Path) -> None:
+    """Write ``images`` ``(N, C, H, W)`` in ``[-1, 1]`` (C = 1 or 3) as one PNG grid, ``ceil(√N)`` wide."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    n, c, h, w = x.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = torch.zeros((c, rows * (h + 2) + 2, cols * (w + 2) + 2), dtype=torch.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[:, 2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + q * (w + 2): 2 + q * (w + 2) + w] = x[i]
+    array = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after ``step`` (logged after the checkpoint a resumed run restarts from)."""
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in keep))
+
+
+# ---------------------------------------------------------------------------- the loop
+class Trainer:
+    """State of one run: accelerator, data, process, network, EMA, optimizer, generators, step."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg, self.dir = cfg, Path(cfg.out)
+        self.acc = Accelerator(
+            mixed_precision=mixed_precision(cfg),
+            gradient_accumulation_steps=cfg.grad_accum,
+            log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None,
+            project_dir=str(self.dir),
+        )
+        ckpt = checkpoint.latest(self.dir) if resume else None
+        if not resume and checkpoint.list_checkpoints(self.dir):
+            raise ValueError(f"{str(self.dir)!r} already holds checkpoints: resume it with --resume {self.dir} or choose another --out")
+        device = self.acc.device
+
+        data = load_dataset(cfg.dataset, "train", root=cfg.data_root)
+        if cfg.class_conditional and data.labels is None:
+            raise ValueError(f"class_conditional needs labels, and dataset {cfg.dataset!r} has none")
+        self.cov = (SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance")) if ckpt
+                    else covariance(cfg, data.images))
+        self.proc = diffusion.VPProcess(self.cov, cfg.schedule, cfg.noise)
+        labelled = cfg.class_conditional
+        self.data = dataclasses.replace(data, images=data.images.to(device),
+                                        labels=data.labels.to(device) if labelled else None,
+                                        num_classes=data.num_classes if labelled else None)
+
+        torch.manual_seed(cfg.seed)  # the network's initial weights
+        net = Network(cfg.model, data.shape, data.num_classes if cfg.class_conditional else None)
+        self.gens = generators(cfg.seed, self.acc.process_index, device)
+        self.step = 0
+        if ckpt:
+            net.load_state_dict(checkpoint.load_tensors(ckpt, "model"))
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.net, self.opt = self.acc.prepare(net, opt)
+        self.ema = ema_model(self.acc.unwrap_model(self.net), cfg.ema_decay)
+        if ckpt:
+            self._restore(ckpt)
+        self.batches = random_batches(self.data, cfg.batch_size, self.gens["data"])
+
+    # ------------------------------------------------------------------ checkpoints
+    def _restore(self, ckpt: Path) -> None:
+        state = checkpoint.load_state(ckpt)
+        if state["processes"] != self.acc.num_processes:
+            raise ValueError(f"checkpoint {str(ckpt)!r} was written by {state['processes']} processes; "
+                             f"resume it with the same number (got {self.acc.num_processes})")
+        self.step = state["step"]
+        self.opt.load_state_dict(checkpoint.unflatten_optimizer(checkpoint.load_tensors(ckpt, "optimizer"),
+                                                                state["optimizer"]))
+        self.ema.module.load_state_dict(checkpoint.load_tensors(ckpt, "ema"))
+        self.ema.n_averaged.fill_(state["ema_updates"])
+        rng = checkpoint.load_tensors(ckpt, "rng")
+        for name, g in self.gens.items():
+            g.set_state(rng[f"{name}.{self.acc.process_index}"])
+
+    def save(self) -> None:
+        """Write a checkpoint at the current step (collective: every process must call it)."""
+        states = torch.stack([g.get_state() for g in self.gens.values()]).to(self.acc.device)
+        states = self.acc.gather(states[None]).cpu()  # (processes, streams, state bytes)
+        if not self.acc.is_main_process:
+            return
+        opt_tensors, opt_meta = checkpoint.flatten_optimizer(self.opt.state_dict())
+        rng = {f"{name}.{rank}": states[rank, i] for rank in range(len(states)) for i, name in enumerate(STREAMS)}
+        checkpoint.save(
+            self.dir, self.step,
+            {
+                "model": self.acc.unwrap_model(self.net).state_dict(),
+                "ema": self.ema.module.state_dict(),
+                "optimizer": opt_tensors,
+                "rng": rng,
+                "covariance": self.cov.state_dict(),
+            },
+            {
+                "optimizer": opt_meta,
+                "ema_updates": int(self.ema.n_averaged),
+                "processes": self.acc.num_processes,
+                "num_classes": self.acc.unwrap_model(self.net).num_classes,
+                "config": self.cfg.to_dict(),
+            },
+            keep=self.cfg.keep_checkpoints,
+        )
+
+    # ------------------------------------------------------------------ one step
+    def micro_step(self) -> torch.Tensor:
+        """Loss of one micro-batch: draw, corrupt, (project), noise, predict; backward included."""
+        cfg, g = self.cfg, self.gens
+        x0, labels = next(self.batches)
+        if cfg.corrupt is not None:
+            c = cfg.corrupt
+            x0 = corrupt_band(x0, c.low, c.high, c.gamma, c.unit, generator=g["data"])
+        if cfg.omission == "project":
+            x0 = self.cov.project(x0)
+        t = sample_time(x0.shape[0], self.proc, g["time"], x0.device)
+        net = self.net
+        if labels is not None:
+            null = self.acc.unwrap_model(self.net).null_class
+            labels = drop_labels(labels, cfg.label_dropout, null, g["time"])
+            net = lambda x, t_: self.net(x, t_, labels)  # noqa: E731
+        with self.acc.accumulate(self.net):
+            loss = diffusion.loss(net, self.proc, x0, cfg.prediction, generator=g["noise"], t=t)
+            self.acc.backward(loss)
+            if self.acc.sync_gradients:
+                self.acc.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss."""
+        self.step += 1
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.cfg, self.step)
+        loss = sum(self.micro_step() for _ in range(self.cfg.grad_accum)) / self.cfg.grad_accum
+        self.ema.update_parameters(self.acc.unwrap_model(self.net))
+        return loss
+
+    # ------------------------------------------------------------------ logging and samples
+    def log(self, record: dict) -> None:
+        if self.acc.is_main_process:
+            with open(self.dir / METRICS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+    def sample_grid(self) -> Path:
+        """Sample the EMA network with a fixed seed and write ``samples/step_*.png`` (main process)."""
+        cfg = self.cfg
+        g = torch.Generator(self.acc.device).manual_seed(cfg.seed)
+        x, _ = generate(self.ema.module, self.proc, cfg.prediction, cfg.sample_n, cfg.sample_method,
+                        cfg.sample_steps, g)
+        path = self.dir / SAMPLES / f"step_{self.step:08d}.png"
+        save_grid(x, path)
+        return path
+
+    def out_of_time(self) -> bool:
+        """Whether ``cfg.max_minutes`` has passed (agreed by all processes)."""
+        if self.cfg.max_minutes is None:
+            return False
+        late = torch.tensor(float(time.time() - self.started > 60 * self.cfg.max_minutes), device=self.acc.device)
+        return bool(self.acc.reduce(late, "sum") > 0)
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> Path:
+        cfg, acc = self.cfg, self.acc
+        if acc.is_main_process:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.dir / "config.yaml")
+            truncate_metrics(self.dir / METRICS, self.step)
+        acc.init_trackers("sagd")
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not acc.is_main_process,
+                   dynamic_ncols=True)
+        self.started = time.time()
+        window = Window()
+        saved = self.step
+        while self.step < cfg.steps and not self.out_of_time():
+            window.add(self.train_step())
+            bar.update(1)
+            if self.step % cfg.log_every == 0:
+                self.log_window(window, bar)
+            if self.step % cfg.sample_every == 0 and acc.is_main_process:
+                self.sample_grid()
+            if self.step % cfg.checkpoint_every == 0:
+                self.save()
+                saved = self.step
+        if window.steps:
+            self.log_window(window, bar)
+        bar.close()
+        if saved != self.step:
+            self.save()
+        if acc.is_main_process and not (self.dir / SAMPLES / f"step_{self.step:08d}.png").exists():
+            self.sample_grid()
+        acc.wait_for_everyone()
+        acc.end_training()
+        return self.dir
+
+    def log_window(self, window: "Window", bar) -> None:
+        """Log the mean loss and the throughput since the last record, then reset ``window``."""
+        loss = self.acc.reduce(window.loss / window.steps, "mean").item()
+        images = self.cfg.batch_size * self.cfg.grad_accum * self.acc.num_processes * window.steps
+        self.log({"step": self.step, "loss": loss, "lr": learning_rate(self.cfg, self.step),
+                  "images_per_s": images / (time.time() - window.start)})
+        postfix = {"loss": f"{loss:.4f}"}
+        if self.cfg.max_minutes is not None:  # the step count is only a cap: show the budget
+            postfix["left"] = f"{max(0.0, 60 * self.cfg.max_minutes - (time.time() - self.started)) / 60:.1f}min"
+        bar.set_postfix(postfix)
+        window.reset()
+
+
+class Window:
+    """The losses summed since the last log record (kept on the device: no sync per step)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss, self.steps, self.start = 0.0, 0, time.time()
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.loss, self.steps = self.loss + loss, self.steps + 1
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train ``cfg`` (continuing its newest checkpoint when ``resume``); returns the run folder."""
+    return Trainer(cfg.validate(), resume).run()
