@@ -15,14 +15,14 @@ import yaml
 
 from .data import parse_dataset_spec
 from .diffusion import METHODS, PREDICTIONS
+from .diffusion.parametrization import OMISSIONS
 from .diffusion.process import NOISE_MODES
 from .diffusion.schedules import SCHEDULES
 from .models import PRESETS
 from .spectral import parse_spec
+from .spectral.grid import UNITS
 
-OMISSION = ("noise_only", "project")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
-UNITS = ("cycles", "nyquist")
 
 
 @dataclass
@@ -75,6 +75,7 @@ class TrainConfig:
     sample_n: int = 64
     sample_method: str = "ddim"
     sample_steps: int = 50
+    sample_clip: float | None = 1.0  # clamp D to [-sample_clip, sample_clip] while sampling; null: no clamp
 
     def validate(self) -> "TrainConfig":
         """Check every value before any work starts; raises ``ValueError`` naming the key."""
@@ -84,7 +85,7 @@ class TrainConfig:
             ("schedule", tuple(SCHEDULES)),
             ("noise", NOISE_MODES),
             ("prediction", PREDICTIONS),
-            ("omission", OMISSION),
+            ("omission", OMISSIONS),
             ("model", tuple(PRESETS)),
             ("mixed_precision", MIXED_PRECISION),
             ("sample_method", tuple(METHODS)),
@@ -104,6 +105,8 @@ class TrainConfig:
         for key in ("ema_decay", "label_dropout"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"config {key}: must be in [0, 1), got {getattr(self, key)}")
+        if self.sample_clip is not None and not self.sample_clip > 0:
+            raise ValueError(f"config sample_clip: must be > 0 or null, got {self.sample_clip}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"config max_minutes: must be > 0, got {self.max_minutes}")
         if self.corrupt is not None:

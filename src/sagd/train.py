@@ -77,22 +77,23 @@ def covariance(cfg: TrainConfig, images: torch.Tensor) -> SpectralCovariance:
 
 
 def sampler_denoiser(net: Network, proc: diffusion.VPProcess, prediction: str,
-                     labels: torch.Tensor | None = None, guidance: float = 1.0):
-    """The denoiser to sample ``net`` with: unconditional, or for class ``labels`` with CFG ``guidance``."""
+                     labels: torch.Tensor | None = None, guidance: float = 1.0, clip: float | None = None):
+    """The denoiser to sample ``net`` with: unconditional, or for class ``labels`` with CFG ``guidance``;
+    ``clip`` clamps ``D`` (``TrainConfig.sample_clip``)."""
     if net.num_classes is None or labels is None:
-        return diffusion.Denoiser(net, proc, prediction)
-    return guided_denoiser(net, proc, prediction, labels, guidance)
+        return diffusion.Denoiser(net, proc, prediction, clip)
+    return guided_denoiser(net, proc, prediction, labels, guidance, clip)
 
 
 @torch.no_grad()
 def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, method: str, steps: int,
-             generator: torch.Generator, guidance: float = 1.0, progress: bool = False):
+             generator: torch.Generator, guidance: float = 1.0, clip: float | None = None, progress: bool = False):
     """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional)."""
     device = next(net.parameters()).device
     labels = None if net.num_classes is None else torch.arange(n, device=device) % net.num_classes
     was_training = net.training
     net.eval()
-    x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance), proc, n, method=method,
+    x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method=method,
                          steps=steps, generator=generator, device=device, progress=progress)
     net.train(was_training)
     return x, labels
@@ -205,14 +206,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def micro_step(self) -> torch.Tensor:
-        """Loss of one micro-batch: draw, corrupt, (project), noise, predict; backward included."""
+        """Loss of one micro-batch: draw, corrupt, noise (``cfg.omission``), predict; backward included."""
         cfg, g = self.cfg, self.gens
         x0, labels = next(self.batches)
         if cfg.corrupt is not None:
             c = cfg.corrupt
             x0 = corrupt_band(x0, c.low, c.high, c.gamma, c.unit, generator=g["data"])
-        if cfg.omission == "project":
-            x0 = self.cov.project(x0)
         t = sample_time(x0.shape[0], self.proc, g["time"], x0.device)
         net = self.net
         if labels is not None:
@@ -220,7 +219,8 @@ class Trainer:
             labels = drop_labels(labels, cfg.label_dropout, null, g["time"])
             net = lambda x, t_: self.net(x, t_, labels)  # noqa: E731
         with self.acc.accumulate(self.net):
-            loss = diffusion.loss(net, self.proc, x0, cfg.prediction, generator=g["noise"], t=t)
+            loss = diffusion.loss(net, self.proc, x0, cfg.prediction, generator=g["noise"], t=t,
+                                  omission=cfg.omission)
             self.acc.backward(loss)
             if self.acc.sync_gradients:
                 self.acc.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
@@ -249,7 +249,7 @@ class Trainer:
         cfg = self.cfg
         g = torch.Generator(self.acc.device).manual_seed(cfg.seed)
         x, _ = generate(self.ema.module, self.proc, cfg.prediction, cfg.sample_n, cfg.sample_method,
-                        cfg.sample_steps, g)
+                        cfg.sample_steps, g, clip=cfg.sample_clip)
         path = self.dir / SAMPLES / f"step_{self.step:08d}.png"
         save_grid(x, path)
         return path

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     net, proc, state = load_ema(out, device)
     x, _ = generate(net, proc, cfg.prediction, SPECTRA_SAMPLES, cfg.sample_method, cfg.sample_steps,
-                    torch.Generator(device).manual_seed(cfg.seed + 1))
+                    torch.Generator(device).manual_seed(cfg.seed + 1), clip=cfg.sample_clip)
     save_grid(x, out / "samples.png")
     data = load_dataset(cfg.dataset, "test", root=cfg.data_root).images[:1000]
     err = spectra_plot(data, x.cpu(), out / "spectra.png")

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> None:
     method = args.method or cfg.sample_method
     steps = args.sampling_steps or cfg.sample_steps
     g = torch.Generator(device).manual_seed(args.seed)
-    x, labels = generate(net, proc, cfg.prediction, args.n, method, steps, g, args.guidance, progress=True)
+    x, labels = generate(net, proc, cfg.prediction, args.n, method, steps, g, args.guidance, cfg.sample_clip,
+                         progress=True)
     out = Path(args.out or Path(args.run) / "generated")
     out.mkdir(parents=True, exist_ok=True)
     save_grid(x, out / "samples.png")

@@ -56,14 +56,20 @@ def target(proc: VPProcess, prediction: str, x0: torch.Tensor, eps: torch.Tensor
 class Denoiser:
     """Wrap ``model(x_t, t) -> prediction`` as the denoiser ``D(x_t, t) = E[x_0 | x_t]``.
 
-    Like EDM's preconditioning, this is kept apart from the architecture.
+    Like EDM's preconditioning, this is kept apart from the architecture. ``clip`` clamps ``D``
+    to ``[-clip, clip]`` (diffusers' ``clip_sample``): near ``t = 1`` an ε-prediction's error is
+    amplified by ``σ_t / α_t`` (≈ 150 for the linear schedule), and data in ``[-1, 1]`` bound
+    the posterior mean anyway. ``None`` leaves ``D`` as the network makes it.
     """
 
-    def __init__(self, model: Callable, proc: VPProcess, prediction: str = "eps"):
-        self.model, self.proc, self.prediction = model, proc, check_prediction(prediction)
+    def __init__(self, model: Callable, proc: VPProcess, prediction: str = "eps", clip: float | None = None):
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be a positive bound or None, got {clip!r}")
+        self.model, self.proc, self.prediction, self.clip = model, proc, check_prediction(prediction), clip
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return to_denoised(self.proc, self.prediction, self.model(x, t), x, t)
+        d = to_denoised(self.proc, self.prediction, self.model(x, t), x, t)
+        return d if self.clip is None else d.clamp(-self.clip, self.clip)
 
 
 def sample_time(n: int, proc: VPProcess, generator: torch.Generator | None = None, device=None) -> torch.Tensor:

@@ -13,21 +13,23 @@ from ..diffusion import Denoiser, VPProcess
 from .network import Network
 
 
-def guided_denoiser(net: Network, proc: VPProcess, prediction: str, labels: torch.Tensor, scale: float = 1.0):
+def guided_denoiser(net: Network, proc: VPProcess, prediction: str, labels: torch.Tensor, scale: float = 1.0,
+                    clip: float | None = None):
     """A denoiser ``(x (B, C, H, W), t (B,)) -> D_w`` for class ``labels`` ``(B,)`` and guidance ``scale``.
 
     Conditional and unconditional outputs come from one batched forward pass of size ``2B``
-    (``scale = 1`` needs the conditional one only).
+    (``scale = 1`` needs the conditional one only). ``clip`` clamps ``D_w`` as in ``Denoiser``.
     """
     if net.num_classes is None:
         raise ValueError("guidance needs a class-conditional network (num_classes set)")
     if scale == 1:
-        return Denoiser(lambda x, t: net(x, t, labels.to(x.device)), proc, prediction)
+        return Denoiser(lambda x, t: net(x, t, labels.to(x.device)), proc, prediction, clip)
     both_labels = torch.cat([labels, torch.full_like(labels, net.null_class)])
     two = Denoiser(lambda x, t: net(x, t, both_labels.to(x.device)), proc, prediction)
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         d_cond, d_uncond = two(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
-        return d_uncond + scale * (d_cond - d_uncond)
+        d = d_uncond + scale * (d_cond - d_uncond)
+        return d if clip is None else d.clamp(-clip, clip)
 
     return denoise
