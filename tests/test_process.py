@@ -139,3 +139,14 @@ def test_loss_project_removes_the_band_from_data():
 def test_bad_process_input(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_denoiser_clip():
+    proc = diffusion.VPProcess(spectral.isotropic(SHAPE))
+    x = 5 * torch.randn(3, *SHAPE)
+    t = torch.full((3,), 0.5)
+    raw = diffusion.Denoiser(lambda x_, t_: x_, proc, "x0")(x, t)
+    clipped = diffusion.Denoiser(lambda x_, t_: x_, proc, "x0", clip=1.0)(x, t)
+    assert raw.abs().max() > 1 and torch.equal(clipped, raw.clamp(-1, 1))
+    with pytest.raises(ValueError, match="clip must be a positive bound"):
+        diffusion.Denoiser(lambda x_, t_: x_, proc, "x0", clip=0)
