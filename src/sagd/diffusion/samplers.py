@@ -56,6 +56,13 @@ def _coef(proc: VPProcess, t: float) -> tuple[float, float]:
     return proc.alpha(tt).item(), proc.sigma(tt).item()
 
 
+def _intervals(proc: VPProcess, ts: torch.Tensor):
+    """Yield ``(i, t, s, (α_t, σ_t), (α_s, σ_s))`` for each step ``t → s`` of the grid ``ts``."""
+    for i in range(len(ts) - 1):
+        t, s = ts[i].item(), ts[i + 1].item()
+        yield i, t, s, _coef(proc, t), _coef(proc, s)
+
+
 def _colored_noise(proc: VPProcess, x: torch.Tensor, generator) -> torch.Tensor:
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return proc.cov.sqrt(z)
@@ -63,10 +70,8 @@ def _colored_noise(proc: VPProcess, x: torch.Tensor, generator) -> torch.Tensor:
 
 def ddim(denoiser, proc, x, ts, eta: float = 0.0, generator=None, callback=None):
     """DDIM(η): ``x_s = α_s D + √(σ_s² - c²) n̂ + c Σ^{1/2} z``; η=0 deterministic, η=1 is DDPM."""
-    for i in range(len(ts) - 1):
-        t, s = ts[i].item(), ts[i + 1].item()
+    for i, t, s, (a_t, s_t), (a_s, s_s) in _intervals(proc, ts):
         d = _denoise(denoiser, proc, x, t)
-        (a_t, s_t), (a_s, s_s) = _coef(proc, t), _coef(proc, s)
         if s_s == 0:
             x = d
         else:
@@ -85,13 +90,11 @@ def euler_maruyama(denoiser, proc, x, ts, generator=None, callback=None):
 
     With ``Σ ∇log p_t = -(x - α_t D) / σ_t²`` the drift needs only ``D``; the noise is colored.
     """
-    for i in range(len(ts) - 1):
-        t, s = ts[i].item(), ts[i + 1].item()
+    for i, t, s, (a_t, s_t), _ in _intervals(proc, ts):
         d = _denoise(denoiser, proc, x, t)
         if s == 0:
             x = d
         else:
-            a_t, s_t = _coef(proc, t)
             beta, dt = proc.beta(torch.tensor(t, dtype=torch.float64)).item(), t - s
             x = x + dt * beta * (0.5 * x - (x - a_t * d) / s_t**2)
             x = x + math.sqrt(beta * dt) * _colored_noise(proc, x, generator)
@@ -105,9 +108,7 @@ def heun(denoiser, proc, x, ts, generator=None, callback=None):
 
     With ``y = x / α`` and ``ς = σ / α`` the PF-ODE is ``dy/dς = (y - D) / ς``; Σ cancels.
     """
-    for i in range(len(ts) - 1):
-        t, s = ts[i].item(), ts[i + 1].item()
-        (a_t, s_t), (a_s, s_s) = _coef(proc, t), _coef(proc, s)
+    for i, t, s, (a_t, s_t), (a_s, s_s) in _intervals(proc, ts):
         d = _denoise(denoiser, proc, x, t)
         if s_s == 0:
             x = d
@@ -127,9 +128,7 @@ def heun(denoiser, proc, x, ts, generator=None, callback=None):
 def dpmpp_2m(denoiser, proc, x, ts, generator=None, callback=None):
     """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep in the data prediction ``D``."""
     d_prev, h_prev = None, None
-    for i in range(len(ts) - 1):
-        t, s = ts[i].item(), ts[i + 1].item()
-        (a_t, s_t), (a_s, s_s) = _coef(proc, t), _coef(proc, s)
+    for i, t, s, (a_t, s_t), (a_s, s_s) in _intervals(proc, ts):
         d = _denoise(denoiser, proc, x, t)
         if s_s == 0:
             x = d
