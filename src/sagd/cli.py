@@ -1,0 +1,45 @@
+"""``sagd``: the command-line entry point.
+
+Each subcommand is a module of ``sagd.commands`` with ``register(subparsers)`` and ``run(args)``;
+adding one is adding it to ``COMMANDS``. Bad input (a spec, a key, a data set, a flag value)
+ends with status 2 and one line ``sagd: error: ...``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .commands import compare, demo, eval, features, sample, spectrum, train
+
+COMMANDS = [train, sample, demo, spectrum, features, eval, compare]
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line errors (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"sagd: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="sagd", description="Spectrally Anisotropic Gaussian Diffusion: train, sample, inspect.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        message = " ".join(str(e).split())
+        parser.exit(2, f"sagd: error: {message}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""``sagd eval``: sample a trained run, score the samples against its test split, write its report.
+
+Appends one record ``{"kind": "eval", "step", "fid", "kid_mean", "kid_se", "precision", "recall",
+"lsd", ...}`` to ``RUN/metrics.jsonl`` and writes ``RUN/report.html`` with its figures in
+``RUN/report/``. Reference statistics of the test split are cached (``features.cache_dir()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import diffusion, report
+from ..config import TrainConfig, load_config
+from ..data import load_dataset
+from ..diffusion import METHODS
+from ..diffusion.samplers import time_grid
+from ..metrics import evaluate_samples, raps, reference_stats, relative_band_energy
+from ..spectral import parse_spec, profiles
+from .features import add_features_flag, cache_dir, extractor_for
+from .sample import load_ema
+
+NEIGHBOUR_ROWS, NEIGHBOURS = 8, 3  # samples shown with their nearest training images, and how many each
+NN_IMAGES = 256  # samples (and test images) behind the nearest-neighbour distance ratio
+TRAJECTORIES = 4
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="score a trained run and write its report",
+                              description="Sample a run's EMA weights, compute FID, KID, precision, recall, "
+                                          "log-spectral distance (and the energy in the spectrum's stopped bands) "
+                                          "against the test split, append them to RUN/metrics.jsonl and write "
+                                          "RUN/report.html.")
+    p.add_argument("--run", metavar="DIR", required=True, help="a run folder written by sagd train")
+    p.add_argument("--n", type=int, default=2000, metavar="N", help="number of samples (default 2000)")
+    p.add_argument("--method", choices=sorted(METHODS), default="ddim", help="sampler (default ddim)")
+    p.add_argument("--sampling-steps", type=int, default=50, metavar="N", help="sampler steps (default 50)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per batch (default 256)")
+    add_features_flag(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", metavar="DIR", help="where the data set lies (default: the run's data_root)")
+    p.set_defaults(func=run)
+
+
+def draw_samples(net, proc, prediction: str, n: int, method: str, steps: int, batch_size: int,
+                 generator: torch.Generator, clip: float | None) -> torch.Tensor:
+    """``n`` samples ``(n, C, H, W)`` on the CPU, drawn ``batch_size`` at a time (progress bars: images, steps);
+    ``clip`` clamps the denoised estimate (``TrainConfig.sample_clip``)."""
+    from ..train import generate
+
+    out = []
+    with tqdm(total=n, desc=f"{method} {steps} steps", unit="img", dynamic_ncols=True) as bar:
+        for start in range(0, n, batch_size):
+            x, _ = generate(net, proc, prediction, min(batch_size, n - start), method, steps, generator,
+                            clip=clip, progress=True)
+            out.append(x.cpu())
+            bar.update(len(x))
+    return torch.cat(out)
+
+
+def stopped_bands(spectrum: str) -> list[tuple[float, float, str]]:
+    """``(low, high, unit)`` of every ``band_stop`` term of a spectrum spec."""
+    unit = inspect.signature(profiles.band_stop).parameters["unit"].default
+    return [(kw["low"], kw["high"], kw.get("unit", unit)) for name, kw in parse_spec(spectrum) if name == "band_stop"]
+
+
+def nearest(queries: torch.Tensor, pool: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """RMS pixel distances ``(Q, k)`` and indices ``(Q, k)`` of the ``k`` images of ``pool`` ``(N, C, H, W)``
+    nearest to each of ``queries`` ``(Q, C, H, W)``."""
+    d = torch.cdist(queries.flatten(1), pool.flatten(1)) / queries[0].numel() ** 0.5
+    return d.topk(k, dim=1, largest=False)
+
+
+def score(samples: torch.Tensor, test: torch.Tensor, train: torch.Tensor, extractor, reference,
+          spectrum: str, seed: int) -> dict:
+    """Every number of the eval record for ``samples`` against ``test`` (and ``train`` for the NN ratio)."""
+    out = evaluate_samples(samples, test, extractor, reference, generator=torch.Generator().manual_seed(seed))
+    for low, high, unit in stopped_bands(spectrum):
+        out[f"rel_band_energy_{low:g}-{high:g}_{unit}"] = relative_band_energy(samples, test, low, high, unit)
+    m = min(NN_IMAGES, len(samples), len(test))
+    d_samples, _ = nearest(samples[:m], train, 1)
+    d_test, _ = nearest(test[:m], train, 1)
+    out["nn_ratio"] = float(d_samples.median() / d_test.median())
+    radii, p_data = raps(test)
+    out["raps"] = {"radii": radii.tolist(), "data": p_data.tolist(), "samples": raps(samples)[1].tolist()}
+    return out
+
+
+def write_figures(run_dir: Path, net, proc, cfg: TrainConfig, samples: torch.Tensor, train: torch.Tensor, record: dict,
+                  train_records: list[dict], generator: torch.Generator) -> dict[str, Path]:
+    """The report's figures in ``run_dir/report/``: ``{section heading: png}``."""
+    from ..train import sampler_denoiser, save_grid
+
+    folder = run_dir / report.FIGURES
+    grid = folder / "samples.png"
+    save_grid(samples[:64], grid)
+    figures = {f"Samples (first {min(64, len(samples))} of {len(samples)})": grid}
+
+    d, idx = nearest(samples[:NEIGHBOUR_ROWS], train, NEIGHBOURS)
+    figures["Nearest training images (RMS pixel distance): a memorisation check"] = report.neighbours_figure(
+        samples[:NEIGHBOUR_ROWS], train[idx], d, folder / "neighbours.png")
+
+    r = record["raps"]
+    figures["Radially averaged power spectra"] = report.raps_figure(
+        {"test data": (r["radii"], r["data"]), f"samples ({len(samples)})": (r["radii"], r["samples"])},
+        folder / "raps.png", f"RAPS, log-spectral distance {record['lsd']:.2f} dB")
+    figures["Noise spectrum and one noise draw"] = report.noise_figure(proc, folder / "noise.png", generator)
+
+    device = next(net.parameters()).device
+    labels = None if net.num_classes is None else torch.arange(TRAJECTORIES, device=device) % net.num_classes
+    method, steps = record["method"], record["sampling_steps"]
+    denoiser = sampler_denoiser(net, proc, cfg.prediction, labels, clip=cfg.sample_clip)
+    g = torch.Generator(device).manual_seed(record["seed"] + 1)
+    _, trajectory = diffusion.sample(denoiser, proc, TRAJECTORIES, method=method, steps=steps, generator=g,
+                                     device=device, return_trajectory=True)
+    ts = time_grid(proc, steps, METHODS[method][1]).tolist()
+    figures[f"Denoising trajectories ({method}, {steps} steps)"] = report.trajectory_figure(
+        [x.cpu() for x in trajectory], ts, folder / "trajectory.png")
+
+    if train_records:
+        figures["Training loss"] = report.loss_figure(
+            {"loss": ([t["step"] for t in train_records], [t["loss"] for t in train_records])}, folder / "loss.png")
+    return figures
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.n < 4 or args.sampling_steps < 1 or args.batch_size < 1:
+        raise ValueError("--n must be >= 4, --sampling-steps and --batch-size >= 1")
+    run_dir = Path(args.run)
+    cfg = load_config(run_dir / "config.yaml")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    net, proc, state = load_ema(run_dir, device)
+    root = args.data_root or cfg.data_root
+    test, train = (load_dataset(cfg.dataset, split, root=root) for split in ("test", "train"))
+    if test.shape != proc.shape:
+        raise ValueError(f"run {str(run_dir)!r} samples images of shape {proc.shape}, its test split has {test.shape}")
+    extractor = extractor_for(args.features, cfg.dataset, test.shape, device)
+
+    generator = torch.Generator(device).manual_seed(args.seed)
+    start = time.time()
+    samples = draw_samples(net, proc, cfg.prediction, args.n, args.method, args.sampling_steps, args.batch_size,
+                           generator, cfg.sample_clip)
+    seconds = time.time() - start
+    reference = reference_stats(extractor, test.images, f"{cfg.dataset}/test", cache_dir() / "reference")
+    record = {"kind": "eval", "step": state["step"], "n": args.n, "method": args.method,
+              "sampling_steps": args.sampling_steps, "sample_clip": cfg.sample_clip, "seed": args.seed,
+              "features": extractor.name,
+              "reference": f"{cfg.dataset}/test", "n_reference": len(test), "sampling_seconds": round(seconds, 1),
+              **score(samples, test.images, train.images, extractor, reference, cfg.spectrum, args.seed)}
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+    train_records, evals = report.read_records(run_dir)
+    figures = write_figures(run_dir, net, proc, cfg, samples, train.images, record, train_records,
+                            torch.Generator().manual_seed(args.seed))
+    title = f"{run_dir.resolve().name}: {cfg.dataset}, {cfg.spectrum}, step {state['step']}"
+    page = report.write_html(run_dir, title, cfg.to_dict(), evals, figures)
+    print(f"step {state['step']}: FID {record['fid']:.3f}, KID {record['kid_mean']:.4f} ± {record['kid_se']:.4f}, "
+          f"precision {record['precision']:.3f}, recall {record['recall']:.3f}, LSD {record['lsd']:.2f} dB "
+          f"({extractor.name}, {args.n} samples); wrote {page}")

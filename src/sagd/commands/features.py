@@ -1,0 +1,120 @@
+"""``sagd features``: the feature spaces of FID/KID/precision-recall, and training in-domain classifiers.
+
+``sagd features train --dataset D`` trains a ``metrics.Classifier`` on D's train split, reports its
+test accuracy and saves it as safetensors (dataset name and data hash in the metadata) to
+``--out`` or to the cache, where ``extractor_for`` finds it.
+
+``extractor_for(choice, dataset, shape)`` resolves the ``--features`` flag of ``sagd eval``:
+
+* ``PATH``: a classifier file written by ``sagd features train``;
+* ``inception``: torch-fidelity's Inception-v3 (the FID standard; needs its weights on disk);
+* ``pixels`` / ``randproj``: the flattened pixels / a fixed 64-dim random projection of them;
+* none (the default): the classifier shipped with sagd (``sagd/assets/``, Fashion-MNIST), else one
+  trained into the cache, else pixels up to ``MAX_PIXEL_FEATURES`` numbers, else ``randproj``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ..data import load_dataset
+from ..metrics import (
+    ClassifierFeatures,
+    FeatureExtractor,
+    InceptionFeatures,
+    InceptionUnavailable,
+    PixelFeatures,
+    RandomProjectionFeatures,
+    save_classifier,
+    train_classifier,
+)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+CACHE_VAR = "SAGD_CACHE"
+MAX_PIXEL_FEATURES = 256  # pixel features beyond this many numbers need more samples than an eval draws
+
+
+def cache_dir() -> Path:
+    """``$SAGD_CACHE``, else ``~/.cache/sagd``: reference statistics and trained classifiers."""
+    return Path(os.environ.get(CACHE_VAR) or Path.home() / ".cache" / "sagd").expanduser()
+
+
+def classifier_filename(dataset: str) -> str:
+    """``classifier-<dataset spec, unsafe characters as _>.safetensors``."""
+    return "classifier-" + re.sub(r"[^A-Za-z0-9._=+-]", "_", dataset.strip()) + ".safetensors"
+
+
+def default_classifier(dataset: str) -> Path | None:
+    """The shipped classifier for ``dataset``, else one trained into the cache, else ``None``."""
+    for folder in (ASSETS, cache_dir()):
+        path = folder / classifier_filename(dataset)
+        if path.is_file():
+            return path
+    return None
+
+
+def extractor_for(choice: str | None, dataset: str, shape: tuple[int, ...], device="cpu") -> FeatureExtractor:
+    """The extractor that ``--features choice`` names for images of ``shape`` ``(C, H, W)`` from ``dataset``."""
+    if choice == "pixels":
+        return PixelFeatures()
+    if choice == "randproj":
+        return RandomProjectionFeatures()
+    if choice == "inception":
+        try:
+            return InceptionFeatures(device=device)
+        except InceptionUnavailable as e:
+            raise ValueError(str(e)) from None
+    if choice is not None:
+        if not Path(choice).is_file():
+            raise FileNotFoundError(f"--features {choice!r}: not pixels, randproj, inception or a classifier file")
+        return ClassifierFeatures.load(choice, device)
+    path = default_classifier(dataset)
+    if path is not None:
+        return ClassifierFeatures.load(path, device)
+    return PixelFeatures() if math.prod(shape) <= MAX_PIXEL_FEATURES else RandomProjectionFeatures()
+
+
+def add_features_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", metavar="PATH|inception|pixels|randproj",
+                   help="feature space of FID/KID/precision/recall (default: the dataset's in-domain classifier "
+                        "when one is shipped or trained, else pixels or a random projection)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("features", help="in-domain classifiers for FID features",
+                              description="Feature spaces for FID/KID/precision-recall.")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = sub.add_parser("train", help="train an in-domain classifier",
+                       description="Train a small ResNet classifier on a data set's train split, report its test "
+                                   "accuracy and save it (safetensors). Its penultimate layer is the FID feature "
+                                   "space that sagd eval uses by default for that data set.")
+    t.add_argument("--dataset", metavar="NAME", required=True, help="a labelled data set spec, e.g. fashion_mnist")
+    t.add_argument("--data-root", metavar="DIR")
+    t.add_argument("--epochs", type=int, default=2, metavar="N", help="default 2")
+    t.add_argument("--batch-size", type=int, default=128, metavar="N", help="default 128")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", metavar="FILE",
+                   help=f"default: ${CACHE_VAR} (or ~/.cache/sagd)/classifier-<dataset>.safetensors")
+    t.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be >= 1")
+    train, test = (load_dataset(args.dataset, split, root=args.data_root) for split in ("train", "test"))
+    if train.labels is None or test.labels is None:
+        raise ValueError(f"dataset {args.dataset!r} has no labels: a classifier needs them")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, acc = train_classifier(train.images, train.labels, test.images, test.labels, epochs=args.epochs,
+                                  batch_size=args.batch_size, seed=args.seed, dataset=args.dataset.strip(),
+                                  device=device)
+    out = Path(args.out) if args.out else cache_dir() / classifier_filename(args.dataset)
+    save_classifier(model, out)
+    print(f"test accuracy {acc:.4f} ({len(test)} images, {args.epochs} epochs); wrote {out} "
+          f"({out.stat().st_size / 1e6:.2f} MB)")
