@@ -20,23 +20,19 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
+from common import RESULTS, machine, write_table
 from sagd.config import TrainConfig
 from sagd.data import random_batches
 from sagd.train import Trainer, ema_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def sagd_step(spectrum: str, args, out: str):
@@ -76,26 +72,6 @@ def timed(step, n: int) -> float:
     for _ in range(n):
         step()
     return time.perf_counter() - start
-
-
-def machine() -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                                    cwd=Path(__file__).parent).stdout.strip())
-    except OSError:
-        commit, dirty = "", False
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "load_average_1min": os.getloadavg()[0],
-        "git_commit": commit + ("-dirty" if dirty else ""),
-    }
 
 
 def main() -> None:
@@ -140,26 +116,20 @@ def main() -> None:
         },
         "machine": machine(),
     }
-    RESULTS.mkdir(exist_ok=True)
     (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    m = result["machine"]
-    lines = [
-        "# Training throughput (tiny UNet)",
-        "",
+    rows = [
         f"{args.dataset} {tuple(iso.data.shape)}, batch {args.batch_size}, {args.rounds} interleaved rounds of "
-        f"{args.steps} steps, median; {m['device']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
-        f"torch {m['torch']}, load average {m['load_average_1min']:.1f}, commit {m['git_commit'][:12]}.",
+        f"{args.steps} steps, median; {result['machine']['torch_threads']} torch threads, "
+        f"load average {result['machine']['load_average_1min']:.1f}.",
         "",
         "| variant | images/s (median) | min | max | relative to diffusers loop |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in rates.items():
-        lines.append(f"| {name} | {median[name]:.1f} | {min(r):.1f} | {max(r):.1f} | "
-                     f"{median[name] / median['diffusers loop']:.3f} |")
-    lines += ["", f"power_law / isotropic: {result['ratios']['power_law / isotropic']:.3f}", ""]
-    (RESULTS / "train_throughput.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-
+        rows.append(f"| {name} | {median[name]:.1f} | {min(r):.1f} | {max(r):.1f} | "
+                    f"{median[name] / median['diffusers loop']:.3f} |")
+    rows += ["", f"power_law / isotropic: {result['ratios']['power_law / isotropic']:.3f}"]
+    write_table("train_throughput", "Training throughput (tiny UNet)", rows, result)
 
 if __name__ == "__main__":
     main()

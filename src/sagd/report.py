@@ -40,11 +40,11 @@ COLUMNS = {
 }
 
 
-def _figure(ncols: int = 1, nrows: int = 1, width: float = 4.5, height: float = 3.6):
+def figure(ncols: int = 1, nrows: int = 1, width: float = 4.5, height: float = 3.6):
     return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained")
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -65,35 +65,35 @@ def neighbours_figure(samples: torch.Tensor, neighbours: torch.Tensor, distances
     """Each sample ``(S, C, H, W)`` beside its nearest training images ``(S, K, C, H, W)``, titled with ``distances``
     ``(S, K)``."""
     s, k = distances.shape
-    fig, ax = _figure(k + 1, s, width=1.1, height=1.2)
+    fig, ax = figure(k + 1, s, width=1.1, height=1.2)
     for i in range(s):
         _show(ax[i, 0], samples[i], "sample" if i == 0 else None)
         for j in range(k):
             _show(ax[i, j + 1], neighbours[i, j], f"{'train NN ' if i == 0 else ''}d={float(distances[i, j]):.2f}")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def raps_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path, title: str) -> Path:
     """Radially averaged power spectra on log-log axes (DC omitted): ``{label: (radii, power)}``."""
-    fig, ax = _figure(width=5.5)
+    fig, ax = figure(width=5.5)
     a = ax[0, 0]
     for i, (label, (radii, power)) in enumerate(curves.items()):
         a.loglog(list(radii)[1:], list(power)[1:], MARKERS[i % len(MARKERS)] + "-", ms=3, label=label)
     a.set(xlabel="|k| (cycles/pixel)", ylabel="mean power", title=title)
     a.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def loss_figure(curves: dict[str, tuple[Sequence[int], Sequence[float]]], path: Path) -> Path:
     """Training loss against step on a log scale: ``{label: (steps, losses)}``."""
-    fig, ax = _figure(width=5.5)
+    fig, ax = figure(width=5.5)
     a = ax[0, 0]
     for label, (steps, losses) in curves.items():
         a.semilogy(steps, losses, lw=1, label=label)
     a.set(xlabel="step", ylabel="loss", title="training loss (logged means)")
     if len(curves) > 1:
         a.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def noise_figure(proc, path: Path, generator: torch.Generator) -> Path:
@@ -104,7 +104,7 @@ def noise_figure(proc, path: Path, generator: torch.Generator) -> Path:
     """
     w = proc.cov.weights.mean(0).to(torch.float64)
     eps = torch.randn((1, *proc.shape), generator=generator)
-    fig, ax = _figure(4, width=3.2, height=3.0)
+    fig, ax = figure(4, width=3.2, height=3.0)
     im = ax[0, 0].imshow(torch.fft.fftshift(w).clamp_min(1e-6).log10().numpy(), cmap="magma",
                          extent=(-0.5, 0.5, 0.5, -0.5))
     fig.colorbar(im, ax=ax[0, 0], shrink=0.8, label="log10 w(k)")
@@ -116,7 +116,7 @@ def noise_figure(proc, path: Path, generator: torch.Generator) -> Path:
     for a, x, title in ((ax[0, 2], eps[0], "white ε"), (ax[0, 3], proc.cov.sqrt(eps)[0], "Σ^{1/2} ε")):
         x = (x - x.min()) / (x.max() - x.min() + 1e-12) * 2 - 1  # contrast-stretched to [-1, 1]
         _show(a, x, title, fontsize=11)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def trajectory_figure(trajectory: Sequence[torch.Tensor], ts: Sequence[float], path: Path, columns: int = 8) -> Path:
@@ -124,11 +124,11 @@ def trajectory_figure(trajectory: Sequence[torch.Tensor], ts: Sequence[float], p
     after each step, ``ts`` the time of each), clamped to ``[-1, 1]``."""
     picks = sorted({round(i * (len(trajectory) - 1) / (columns - 1)) for i in range(columns)})
     rows = trajectory[0].shape[0]
-    fig, ax = _figure(len(picks), rows, width=1.1, height=1.2)
+    fig, ax = figure(len(picks), rows, width=1.1, height=1.2)
     for j, step in enumerate(picks):
         for i in range(rows):
             _show(ax[i, j], trajectory[step][i], f"t={ts[step]:.2g}" if i == 0 else None)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ---------------------------------------------------------------------------- tables and the page

@@ -22,7 +22,8 @@ import torch
 
 from ..config import TrainConfig
 from ..data import load_dataset
-from . import _plots
+from ..metrics import power_spectrum, radial_average
+from ..report import figure, save
 from .train import add_run_flags, overrides
 
 SPECTRA_SAMPLES = 128
@@ -61,17 +62,17 @@ def spectra_plot(data: torch.Tensor, samples: torch.Tensor, path: Path) -> float
 
     Returns the mean ``|log10(P_samples / P_data)|`` over rings (0 = identical spectra).
     """
-    r, p_data = _plots.radial_average(_plots.power_spectrum(data))
-    _, p_samples = _plots.radial_average(_plots.power_spectrum(samples))
+    r, p_data = radial_average(power_spectrum(data).mean(0))
+    _, p_samples = radial_average(power_spectrum(samples).mean(0))
     err = (p_samples / p_data).log10().abs().mean().item()
-    fig, ax = _plots.figure(1, width=5.5)
+    fig, ax = figure(1, width=5.5)
     a = ax[0, 0]
     a.loglog(r[1:], p_data[1:], "o-", ms=3, label=f"data ({len(data)})")
     a.loglog(r[1:], p_samples[1:], "s-", ms=3, label=f"samples ({len(samples)})")
     a.set(xlabel="|k| (cycles/pixel)", ylabel="mean power",
           title=f"radially averaged power spectra (DC omitted)\nmean |log10 ratio| = {err:.3f}")
     a.legend()
-    _plots.save(fig, path)
+    save(fig, path)
     return err
 
 

@@ -21,7 +21,8 @@ from ..data import load_dataset
 from ..diffusion.schedules import SCHEDULES
 from ..spectral import from_spec, radial_frequency
 from ..spectral.grid import frequency_bin
-from . import _plots
+from ..metrics import power_spectrum, radial_average
+from ..report import figure, save
 
 
 def register(subparsers) -> None:
@@ -68,38 +69,38 @@ def run(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     w = cov.weights.mean(0)
 
-    fig, ax = _plots.figure(2)
+    fig, ax = figure(2)
     im = ax[0, 0].imshow(torch.fft.fftshift(w).clamp_min(1e-6).log10().numpy(), cmap="magma",
                          extent=(-0.5, 0.5, 0.5, -0.5))
     ax[0, 0].set(xlabel="k_x (cycles/pixel)", ylabel="k_y")
     fig.colorbar(im, ax=ax[0, 0], label="log10 w(k)")
     ax[0, 0].set_title(f"{args.spectrum}\n{shape}, zero frequency centred", fontsize=8)
-    r, wr = _plots.radial_average(w)
+    r, wr = radial_average(w)
     ax[0, 1].semilogy(r[1:], wr[1:].masked_fill(wr[1:] == 0, float("nan")), "o-", ms=3, label="rings (gaps: w = 0)")
     ax[0, 1].axhline(w.flatten()[0].item(), color="C3", ls=":", label=f"DC w = {w.flatten()[0].item():.3g}")
     ax[0, 1].axhline(1.0, color="gray", lw=0.8, label="isotropic")
     ax[0, 1].set(xlabel="|k| (cycles/pixel)", ylabel="w(k)", title="radial average")
     ax[0, 1].legend(fontsize=8)
-    _plots.save(fig, out / "weights.png")
+    save(fig, out / "weights.png")
 
     g = torch.Generator().manual_seed(args.seed)
     eps = torch.randn((1, *shape), generator=g)
-    fig, ax = _plots.figure(2, height=4.2)
+    fig, ax = figure(2, height=4.2)
     for a, x, title in ((ax[0, 0], eps, "white ε"), (ax[0, 1], cov.sqrt(eps), "Σ^{1/2} ε")):
         img = x[0].permute(1, 2, 0)
         img = (img - img.min()) / (img.max() - img.min() + 1e-12)
         a.imshow(img.squeeze(-1).numpy() if shape[0] == 1 else img.numpy(), cmap="gray")
         a.set_title(title)
         a.axis("off")
-    _plots.save(fig, out / "noise.png")
+    save(fig, out / "noise.png")
 
-    power = _plots.power_spectrum(images) if images is not None else model_power(shape)
-    r, pr = _plots.radial_average(power)
-    _, wr = _plots.radial_average(w)
+    power = power_spectrum(images).mean(0) if images is not None else model_power(shape)
+    r, pr = radial_average(power)
+    _, wr = radial_average(w)
     t = torch.linspace(0.002, 1, 200, dtype=torch.float64)
     ratio = (proc.alpha(t) / proc.sigma(t)).pow(2)[:, None]
     snr = (ratio * pr[None] / wr[None].clamp_min(1e-12)).log10().clamp(-8, 8)
-    fig, ax = _plots.figure(1, width=6)
+    fig, ax = figure(1, width=6)
     a = ax[0, 0]
     mesh = a.pcolormesh(t.numpy(), r.numpy(), snr.T.numpy(), cmap="viridis", vmin=-4, vmax=4, shading="auto")
     fig.colorbar(mesh, ax=a, label="log10 SNR")
@@ -109,5 +110,5 @@ def run(args: argparse.Namespace) -> None:
           title=f"per-frequency SNR, data P(k) {'of ' + args.dataset if images is not None else '∝ |k|^-2'}\n"
                 "white: SNR = 1 for this spectrum (solid) and isotropic (dashed)")
     a.title.set_fontsize(8)
-    _plots.save(fig, out / "snr.png")
+    save(fig, out / "snr.png")
     print(f"wrote {out / 'weights.png'}, {out / 'noise.png'}, {out / 'snr.png'}")

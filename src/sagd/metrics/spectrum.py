@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 
+from ..spectral import power_spectrum as spectral_power
 from ..spectral import radial_frequency
 from ..spectral.grid import UNITS
 from ._arrays import as_images
@@ -26,8 +27,7 @@ def power_spectrum(images) -> torch.Tensor:
 
     ``images``: ``(N, C, H, W)``, torch or numpy.
     """
-    x = as_images(images).to(torch.float64)
-    return torch.fft.fftn(x, dim=(-2, -1), norm="ortho").abs().pow(2).mean(0).cpu()
+    return spectral_power(as_images(images)).cpu()
 
 
 def radial_bins(spatial: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

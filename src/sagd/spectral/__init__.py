@@ -2,6 +2,7 @@
 
 from .covariance import SpectralCovariance
 from .grid import radial_frequency
+from .power import power_spectrum
 from .spec import from_spec, parse_spec
 from .profiles import (
     band_pass,
@@ -27,6 +28,7 @@ __all__ = [
     "orientation",
     "parse_spec",
     "power_law",
+    "power_spectrum",
     "radial_frequency",
     "two_band",
 ]

@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from .covariance import SpectralCovariance
+from .power import power_spectrum
 from .grid import UNITS, axis_frequencies, check_shape, frequency_bin, radial_frequency
 
 
@@ -175,7 +176,7 @@ def data_matched(
     gamma = _check_number("gamma", gamma)
     floor = _check_number("floor", floor, low=0.0)
     dims = tuple(range(2, data.dim()))
-    power = torch.fft.fftn(data.to(torch.float64), dim=dims, norm="ortho").abs().pow(2).mean(0)
+    power = power_spectrum(data)
     if not per_channel:
         power = power.mean(0, keepdim=True).expand_as(power)
     power = power + floor * power.flatten(1).mean(1).view(-1, *([1] * len(dims)))
