@@ -22,27 +22,23 @@ EXACT_MAX_DIM = 256
 
 
 def _denoise_and_residual_trace(denoiser: Callable, proc: VPProcess, x: torch.Tensor, t: torch.Tensor,
-                                 a: float, probes: torch.Tensor | None):
+                                 a: float, v: torch.Tensor, exact: bool):
     """``D(x, t)`` and ``tr(P (I - α_t J_D) P)`` per sample, ``P`` the projection on the support.
 
-    Exact (``probes=None``: ``d`` vector-Jacobian products) or by Hutchinson probes ``v = P z``
-    of shape ``(K, B, C, *spatial)``, estimating ``vᵀ (I - α J_D) v`` with one probe for both
-    terms: near ``t = 0``, where ``α J_D → I``, its variance vanishes with the residual.
+    ``v`` ``(K, B, C, *spatial)``: with ``exact``, the basis vectors ``P e_j`` (``K = d``), and
+    ``tr(P J) = Σ_j (Jᵀ P e_j)_j``; otherwise Hutchinson probes ``v = P z`` estimating
+    ``vᵀ (I - α J_D) v`` with one probe for both terms: near ``t = 0``, where ``α J_D → I``,
+    its variance vanishes with the residual.
     """
     b, shape, d = x.shape[0], x.shape[1:], math.prod(x.shape[1:])
+    k = v.shape[0]
     with torch.enable_grad():
-        if probes is None:  # basis vectors e_j projected on the support: tr(P J) = Σ_j (Jᵀ P e_j)_j
-            eye = torch.eye(d, device=x.device, dtype=x.dtype).reshape(d, 1, *shape)
-            v = proc.cov.project(eye).expand(d, b, *shape)
-        else:
-            v = probes
-        k = v.shape[0]
         xr = x.detach().unsqueeze(0).expand(k, *x.shape).reshape(k * b, *shape).requires_grad_(True)
         tr = t.repeat(k)
         out = proc.consistent(denoiser(xr, tr), xr, tr)
         (g,) = torch.autograd.grad((out * v.reshape(k * b, *shape)).sum(), xr)
     g, v = g.reshape(k, b, d), v.reshape(k, b, d)
-    if probes is None:
+    if exact:
         residual = proc.cov.rank - a * torch.diagonal(g, dim1=0, dim2=2).sum(-1)
     else:
         residual = (v * (v - a * g)).sum(-1).mean(0)
@@ -78,8 +74,10 @@ def nll(
     r = cov.rank
     if exact is None:
         exact = cov.dim <= EXACT_MAX_DIM
-    v = None
-    if not exact:
+    if exact:  # the projected basis, built once for every evaluation of the drift
+        eye = torch.eye(cov.dim, device=x0.device, dtype=x0.dtype).reshape(cov.dim, 1, *shape[1:])
+        v = cov.project(eye).expand(cov.dim, *shape)
+    else:
         z = torch.randint(0, 2, (int(probes), *shape), generator=generator, device=x0.device)
         v = cov.project(2 * z.to(x0.dtype) - 1)
 
@@ -88,7 +86,7 @@ def nll(
         tb = torch.full((b,), t, device=x0.device, dtype=x0.dtype)
         tt = torch.tensor(t, dtype=torch.float64)
         a, s2, beta = proc.alpha(tt).item(), proc.sigma(tt).item() ** 2, proc.beta(tt).item()
-        d, residual = _denoise_and_residual_trace(denoiser, proc, x, tb, a, v)
+        d, residual = _denoise_and_residual_trace(denoiser, proc, x, tb, a, v, exact)
         dx = 0.5 * beta * ((x - a * d) / s2 - x)
         div = 0.5 * beta * (residual / s2 - r)
         return np.concatenate([dx.flatten().double().cpu().numpy(), div.double().cpu().numpy()])
