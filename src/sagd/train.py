@@ -293,6 +293,8 @@ class Trainer:
             self.sample_grid()
         acc.wait_for_everyone()
         acc.end_training()
+        if torch.distributed.is_initialized():  # an undestroyed process group can hang the interpreter's exit
+            torch.distributed.destroy_process_group()
         return self.dir
 
     def log_window(self, window: "Window", bar) -> None:
