@@ -123,7 +123,7 @@ def test_default_features():
     (["eval", "--run", "/no/such/run"], "/no/such/run"),
     (["eval", "--run", "{run}", "--n", "1"], "--n"),
     (["eval", "--run", "{run}", "--features", "/no/such.safetensors"], "/no/such.safetensors"),
-    (["eval", "--run", "{run}", "--features", "inception", "--n", "8"], "nception"),
+    (["eval", "--run", "{run}", "--features", "inception-768", "--inception-weights", "/no/such.pt"], "/no/such.pt"),
     (["eval", "--run", "{run}", "--method", "magic"], "magic"),
     (["compare", "/no/such/run"], "/no/such/run"),
     (["compare", "{fresh}"], "no eval record"),

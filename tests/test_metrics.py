@@ -4,8 +4,6 @@ covariance they were drawn from, the classifier feature extractor and the refere
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -242,53 +240,6 @@ def test_pixel_and_random_projection_features():
     a, b = metrics.RandomProjectionFeatures(16, seed=1), metrics.RandomProjectionFeatures(16, seed=1)
     assert a.name == b.name and torch.equal(a(x), b(x)) and a(x).shape == (10, 16)
     assert not torch.equal(a(x), metrics.RandomProjectionFeatures(16, seed=2)(x))
-
-
-def test_inception_unavailable_without_torch_fidelity(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
-    with pytest.raises(metrics.InceptionUnavailable, match=r"pip install sagd\[inception\]") as err:
-        metrics.InceptionFeatures()
-    assert "\n" not in str(err.value)
-
-
-@pytest.fixture
-def fake_torch_fidelity(monkeypatch):
-    """A stand-in torch_fidelity module that records how the extractor is built and called."""
-    calls = {}
-
-    class FakeInception(torch.nn.Module):
-        def __init__(self, name, features_list, feature_extractor_weights_path=None):
-            super().__init__()
-            calls.update(name=name, features=features_list, weights=feature_extractor_weights_path)
-
-        def forward(self, x):
-            calls["input"] = x
-            return (x.float().mean(dim=(2, 3)),)
-
-    package, module = types.ModuleType("torch_fidelity"), types.ModuleType("torch_fidelity.feature_extractor_inceptionv3")
-    module.FeatureExtractorInceptionV3 = FakeInception
-    package.feature_extractor_inceptionv3 = module
-    monkeypatch.setitem(sys.modules, "torch_fidelity", package)
-    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", module)
-    return calls
-
-
-def test_inception_unavailable_without_weights(fake_torch_fidelity, tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(metrics.InceptionUnavailable, match="weights-inception-2015-12-05") as err:
-        metrics.InceptionFeatures()
-    assert "sagd[inception]" in str(err.value) and "\n" not in str(err.value)
-    assert fake_torch_fidelity == {}  # nothing was built, so nothing could download
-
-
-def test_inception_passes_weights_and_uint8_rgb(fake_torch_fidelity, tmp_path):
-    weights = tmp_path / "w.pth"
-    weights.write_bytes(b"")
-    ext = metrics.InceptionFeatures(feature="768", weights_path=str(weights))
-    out = ext(-torch.ones(4, 1, 8, 8))
-    assert ext.name == "inception-v3-768" and out.shape == (4, 3)
-    assert fake_torch_fidelity["weights"] == str(weights) and fake_torch_fidelity["features"] == ["768"]
-    assert fake_torch_fidelity["input"].dtype == torch.uint8 and fake_torch_fidelity["input"].shape == (4, 3, 8, 8)
 
 
 # ---------------------------------------------------------------- reference cache and evaluation

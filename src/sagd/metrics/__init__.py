@@ -7,15 +7,9 @@ in ``[-1, 1]`` into such arrays. Spectral metrics work on the images directly.
 from ._arrays import sha256_images
 from .classifier import Classifier, ClassifierFeatures, accuracy, load_classifier, save_classifier, train_classifier
 from .evaluate import evaluate_samples
-from .extractors import (
-    FeatureExtractor,
-    InceptionFeatures,
-    InceptionUnavailable,
-    PixelFeatures,
-    RandomProjectionFeatures,
-    default_inception_weights,
-)
+from .extractors import FeatureExtractor, PixelFeatures, RandomProjectionFeatures
 from .frechet import feature_stats, fid_from_features, frechet_distance
+from .inception import InceptionFeatures, InceptionUnavailable, InceptionV3, default_inception_weights
 from .kid import KID, kid
 from .precision_recall import PrecisionRecall, precision_recall
 from .reference import ReferenceStats, reference_stats
@@ -36,6 +30,7 @@ __all__ = [
     "FeatureExtractor",
     "InceptionFeatures",
     "InceptionUnavailable",
+    "InceptionV3",
     "PixelFeatures",
     "PrecisionRecall",
     "RandomProjectionFeatures",

@@ -2,7 +2,8 @@
 
 One ``.npz`` file per (dataset/split ``key``, extractor name, image size, data hash); the short
 sha256 of the uint8-quantised images in the name means a changed dataset never reads stale
-statistics. Files are written atomically (temporary file + ``os.replace``).
+statistics, and extractor names carry their weights' hash. Files are written atomically
+(temporary file + ``os.replace``). The cache lives under ``cache_dir()``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from ._io import atomic_write
 from .extractors import FeatureExtractor
 from .frechet import feature_stats
 
-MAX_KEPT_VALUES = 2**24  # features kept by default up to this many numbers (64 MB of float32)
+CACHE_VAR = "SAGD_CACHE"
+# features kept by default up to this many numbers (128 MB of float32): 10k test images × 2048 Inception features fit
+MAX_KEPT_VALUES = 2**25
+
+
+def cache_dir() -> Path:
+    """``$SAGD_CACHE``, else ``~/.cache/sagd``: reference statistics (``reference/``) and trained classifiers."""
+    return Path(os.environ.get(CACHE_VAR) or Path.home() / ".cache" / "sagd").expanduser()
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,21 @@ def reference_stats(
     """
     path = cache_path(extractor, images, key, cache_dir)
     if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            features = z["features"] if "features" in z.files else None
-            return ReferenceStats(z["mu"], z["cov"], features, int(z["n"]), path)
-    features = extractor(images, batch_size=batch_size).numpy()
+        return load_reference(path)
+    return save_reference(path, extractor(images, batch_size=batch_size), keep_features)
+
+
+def load_reference(path: str | os.PathLike) -> ReferenceStats:
+    """The statistics in a cache file written by ``save_reference``."""
+    with np.load(path, allow_pickle=False) as z:
+        features = z["features"] if "features" in z.files else None
+        return ReferenceStats(z["mu"], z["cov"], features, int(z["n"]), Path(path))
+
+
+def save_reference(path: str | os.PathLike, features, keep_features: bool | None = None) -> ReferenceStats:
+    """Write the mean and covariance of ``features`` ``(N, F)`` (and the features themselves, see
+    ``reference_stats``) to ``path`` atomically; returns what a later ``load_reference`` reads."""
+    features = np.asarray(features, dtype=np.float32)
     mu, cov = feature_stats(features)
     if keep_features is None:
         keep_features = features.size <= MAX_KEPT_VALUES
@@ -77,4 +96,4 @@ def reference_stats(
             np.savez(f, **arrays)
 
     atomic_write(path, write)
-    return ReferenceStats(mu, cov, features if keep_features else None, len(features), path)
+    return ReferenceStats(mu, cov, features if keep_features else None, len(features), Path(path))
