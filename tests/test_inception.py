@@ -22,7 +22,10 @@ from sagd.metrics import (
     InceptionV3,
     default_inception_weights,
     feature_stats,
+    fid_from_features,
     frechet_distance,
+    inception_fid,
+    kid,
     reference_stats,
 )
 from sagd.metrics.inception import PACKAGE, TAPS, WEIGHTS_VAR, resize_tf1_bilinear
@@ -162,3 +165,22 @@ def test_eval_flag_names_the_tap_and_the_weights(network):
     assert isinstance(extractor, InceptionFeatures) and extractor.feature == "768"
     assert extractor.name == f"inception-v3-768-{network.sha256[:12]}"
     assert extractor_for("inception", "digits", (1, 8, 8)).feature == "2048"
+
+
+def test_inception_fid_scores_samples_against_a_cached_split(network, tmp_path, monkeypatch):
+    spec = "grf:n=24,size=8"
+    samples, test = load_dataset(spec, "train").images, load_dataset(spec, "test").images
+    extractor = InceptionFeatures("64", network=network)
+    fake, real = extractor(samples), extractor(test)
+    out = inception_fid(samples, spec, tap="64", cache=tmp_path, kid_subsets=5)
+    assert out["features"] == extractor.name and out["n"] == out["n_reference"] == 24
+    assert out["fid"] == pytest.approx(fid_from_features(fake, real), rel=1e-9, abs=1e-12)
+    k = kid(real, fake, subsets=5, generator=torch.Generator().manual_seed(0))
+    assert (out["kid_mean"], out["kid_se"]) == pytest.approx((k.mean, k.se), rel=1e-9, abs=1e-12)
+
+    calls, call = [], InceptionV3.__call__
+    monkeypatch.setattr(InceptionV3, "__call__", lambda self, images, *a: calls.append(len(images)) or call(self, images, *a))
+    assert inception_fid(samples, spec, tap="64", cache=tmp_path, kid_subsets=5) == out
+    assert calls == [24]  # the samples only: the split's statistics came from the cache
+    with pytest.raises(ValueError, match=r"\(1, 8, 8\)"):
+        inception_fid(torch.zeros(4, 1, 9, 9), spec, tap="64", cache=tmp_path)

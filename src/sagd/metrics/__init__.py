@@ -10,6 +10,7 @@ from .evaluate import evaluate_samples
 from .extractors import FeatureExtractor, PixelFeatures, RandomProjectionFeatures
 from .frechet import feature_stats, fid_from_features, frechet_distance
 from .inception import InceptionFeatures, InceptionUnavailable, InceptionV3, default_inception_weights
+from .inception_fid import inception_fid, inception_reference
 from .kid import KID, kid
 from .precision_recall import PrecisionRecall, precision_recall
 from .reference import ReferenceStats, reference_stats
@@ -41,6 +42,8 @@ __all__ = [
     "evaluate_samples",
     "feature_stats",
     "fid_from_features",
+    "inception_fid",
+    "inception_reference",
     "frechet_distance",
     "kid",
     "load_classifier",
