@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from common import RESULTS, machine, write_table
+from degrade import BLUR, NOISE, gaussian_blur
 from sagd import checkpoint
 from sagd.commands.eval import draw_samples
 from sagd.commands.features import cache_dir, extractor_for
@@ -38,22 +37,9 @@ from sagd.metrics import frechet_distance, feature_stats, kid, reference_stats
 from sagd.train import train
 
 DATASET = "fashion_mnist"
-BLUR = (0.5, 1.0, 1.5, 2.0)
-NOISE = (0.05, 0.1, 0.2, 0.4)
 RUN = dict(dataset=DATASET, model="tiny", spectrum="isotropic", batch_size=64, lr=1e-3, warmup=100,
            ema_decay=0.999, log_every=50, sample_every=10**9, checkpoint_every=500, keep_checkpoints=1, seed=0)
 METHOD, METHOD_STEPS = "dpmpp_2m", 25
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``images`` ``(N, C, H, W)``, radius ``ceil(3σ)``, reflected borders."""
-    r = math.ceil(3 * sigma)
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
-    k = k / k.sum()
-    c = images.shape[1]
-    x = F.pad(images, (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def trained_run(root: Path, steps: int, previous: Path | None) -> Path:

@@ -17,6 +17,7 @@ half-pixel centres) and scaled by ``(x - 128) / 128``. Taps (torch-fidelity's na
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -94,6 +95,17 @@ def resize_tf1_bilinear(images: torch.Tensor, size: tuple[int, int] = (SIZE, SIZ
     return top + (rows[..., y1, :] - top) * wy[:, None]
 
 
+@contextlib.contextmanager
+def _full_float32():
+    """cuDNN convolutions without TF32 (reduced-precision float32 products) inside the block."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """Images ``(N, 1 or 3, H, W)`` in ``[-1, 1]`` → the network's input ``(N, 3, 299, 299)`` float32 in ``[-1, 127/128]``."""
     if images.shape[1] not in (1, 3):
@@ -139,15 +151,19 @@ class InceptionV3:
         self._blocks = list(self.layers.named_children())
 
     def taps(self, x: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Taps ``{tap: (N, int(tap))}`` of the network's input ``x`` ``(N, 3, 299, 299)`` (from ``preprocess``)."""
+        """Taps ``{tap: (N, int(tap))}`` of the network's input ``x`` ``(N, 3, 299, 299)`` (from ``preprocess``).
+
+        On CUDA, convolutions run in full float32 (cuDNN's TF32, on by default, is switched off meanwhile).
+        """
         wanted = {TAP_LAYERS[t]: t for t in taps}
         out = {}
-        for name, block in self._blocks:
-            x = block(x)
-            if name in wanted:
-                out[wanted[name]] = x.flatten(1) if name == TAP_LAYERS["2048"] else F.adaptive_avg_pool2d(x, 1).flatten(1)
-                if len(out) == len(wanted):
-                    break
+        with _full_float32():
+            for name, block in self._blocks:
+                x = block(x)
+                if name in wanted:
+                    out[wanted[name]] = x.flatten(1) if name == TAP_LAYERS["2048"] else F.adaptive_avg_pool2d(x, 1).flatten(1)
+                    if len(out) == len(wanted):
+                        break
         return out
 
     @torch.no_grad()
