@@ -128,7 +128,9 @@ def test_band_units_and_edges():
 def test_two_band_energy_confound_and_normalisation():
     shape = (1, 32, 32)
     raw = spectral.two_band(shape, (0, 0.3), (0.5, 1.0), normalize=False)
-    assert math.isclose(raw.weights.mean().item(), 0.5, rel_tol=1e-9)  # γ_l² + γ_h² = 0.5
+    w = raw.weights[0]
+    # about its own mean (DC excluded) each band's noise has variance γ²: in all γ_l² + γ_h² = 0.5
+    assert math.isclose((w.sum() - w[0, 0]).item() / w.numel(), 0.5, rel_tol=1e-9)
     fair = spectral.two_band(shape, (0, 0.3), (0.5, 1.0))
     assert math.isclose(fair.weights.mean().item(), 1.0, rel_tol=1e-9)
     r = spectral.radial_frequency(shape[1:], unit="nyquist")
@@ -216,4 +218,6 @@ def test_spec_builds_the_product():
     b = spectral.power_law(shape, 1.0) * spectral.band_stop(shape, 0.3, 0.5, unit="nyquist")
     torch.testing.assert_close(a.weights, b.weights)
     c = spectral.from_spec("two_band:low_band=0-0.3,high_band=0.5-1,normalize=false", shape)
-    assert math.isclose(c.weights.mean().item(), 0.5, rel_tol=1e-9)
+    torch.testing.assert_close(c.weights, spectral.two_band(shape, (0, 0.3), (0.5, 1), normalize=False).weights)
+    d = spectral.from_spec("omission:low=0.3,high=0.5,normalize=false", shape)
+    torch.testing.assert_close(d.weights, spectral.omission(shape, 0.3, 0.5, normalize=False).weights)

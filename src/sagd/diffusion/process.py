@@ -18,7 +18,8 @@ class VPProcess:
         schedule: ``"linear"`` (continuous DDPM β) or ``"cosine"``.
         noise: ``"exact"`` draws ``Σ^{1/2} ε`` (Gaussian, the default every formula assumes);
             ``"per_draw"`` reproduces the paper: each colored noise field is divided by its own
-            spatial standard deviation (per sample and channel, about its own mean, + 1e-8).
+            spatial standard deviation (per sample and channel, about its own mean, + 1e-8),
+            band by band for a two-band mixture (``SpectralCovariance.per_draw``).
         t_min: the smallest time used for training and sampling grids.
 
     Tensors ``x`` have shape ``(B, C, *spatial)`` = ``(B, *cov.shape)``; ``t`` has shape ``(B,)``.
@@ -74,12 +75,10 @@ class VPProcess:
         Returns a pair of tensors shaped like ``x``; on the support ``n = Σ^{1/2} ε`` holds in both modes.
         """
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        n = self.cov.sqrt(eps)
-        if self.noise == "per_draw":
-            dims = tuple(range(2, x.dim()))
-            n = n / (n.std(dim=dims, keepdim=True, unbiased=False) + 1e-8)
-            eps = self.cov.inv_sqrt(n) + (eps - self.cov.project(eps))
-        return eps, n
+        if self.noise == "exact":
+            return eps, self.cov.sqrt(eps)
+        n = self.cov.per_draw(eps, generator)
+        return self.cov.inv_sqrt(n) + (eps - self.cov.project(eps)), n
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from .covariance import SpectralCovariance
 from .grid import radial_frequency
-from .power import power_spectrum
+from .power import band_power, power_spectrum
 from .spec import from_spec, parse_spec
 from .profiles import (
     band_pass,
@@ -11,6 +11,7 @@ from .profiles import (
     from_weights,
     isotropic,
     offset,
+    omission,
     orientation,
     power_law,
     two_band,
@@ -19,12 +20,14 @@ from .profiles import (
 __all__ = [
     "SpectralCovariance",
     "band_pass",
+    "band_power",
     "band_stop",
     "data_matched",
     "from_spec",
     "from_weights",
     "isotropic",
     "offset",
+    "omission",
     "orientation",
     "parse_spec",
     "power_law",

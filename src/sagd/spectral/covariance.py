@@ -26,11 +26,16 @@ class SpectralCovariance:
         normalize: rescale every channel to mean weight 1 (``tr Σ = d``, the total noise power of
             isotropic diffusion). ``False`` keeps the weights as given (reproduction of the
             paper's two-band energy confound, SAGD.md §0).
+        components: how the paper draws this noise, for ``VPProcess(noise="per_draw")``: pairs
+            ``(mask, amplitude)`` with ``mask`` ``(C, *spatial)`` in {0, 1} and ``amplitude`` ``(C,)``;
+            a draw is ``Σ_b amplitude_b · f_b / std(f_b)`` with ``f_b`` white noise restricted to
+            ``mask_b``. ``None`` (every profile but ``two_band``) is one field ``Σ^{1/2} ε``
+            divided by its own std. ``normalize`` rescales the amplitudes with the weights.
 
     Operators act on tensors of shape ``(..., C, *spatial)`` and keep their dtype and device.
     """
 
-    def __init__(self, weights: torch.Tensor, normalize: bool = True):
+    def __init__(self, weights: torch.Tensor, normalize: bool = True, components=None):
         w = torch.as_tensor(weights).detach().to(device="cpu", dtype=torch.float64).clone()
         check_shape(w.shape, "weights.shape")
         if not torch.isfinite(w).all():
@@ -46,9 +51,15 @@ class SpectralCovariance:
         if not torch.allclose(w, mirrored, rtol=1e-6, atol=1e-12 * float(w.abs().max())):
             raise ValueError("weights must be even in k (w(k) = w(-k)) for Σ to be real and symmetric")
         w = 0.5 * (w + mirrored)
-        if normalize:
-            w = w / w.flatten(1).mean(1).view(-1, *([1] * ndim))
+        scale = 1 / w.flatten(1).mean(1) if normalize else torch.ones(w.shape[0], dtype=torch.float64)
+        w = w * scale.view(-1, *([1] * ndim))
         self._w = w
+        self._components = None if components is None else tuple(
+            (torch.as_tensor(m, dtype=torch.float64).expand(w.shape).clone(),
+             torch.as_tensor(a, dtype=torch.float64).expand(w.shape[0]) * scale.sqrt())
+            for m, a in components)
+        if self._components is not None and any(((m > 0) & (w == 0)).any() for m, _ in self._components):
+            raise ValueError("components must lie inside the support of the weights")
         self._rank = int((w > 0).sum())
         self._cache: dict = {}
 
@@ -100,21 +111,23 @@ class SpectralCovariance:
         return torch.log(w[w > 0]).sum()
 
     # ------------------------------------------------------------------ operators
-    def _half(self, power: float, device, dtype) -> torch.Tensor:
-        """``w^power`` on the rfft half grid (0 off the support), cached per device and dtype."""
-        key = (power, str(device), dtype)
+    def _half(self, power: float, device, dtype, component: int | None = None) -> torch.Tensor:
+        """``w^power`` on the rfft half grid (0 off the support), cached per device and dtype;
+        with ``component``, that component's mask instead of ``w``."""
+        key = (power, str(device), dtype, component)
         if key not in self._cache:
-            w = self._w[..., : self.spatial[-1] // 2 + 1]
+            w = self._w if component is None else self._components[component][0]
+            w = w[..., : self.spatial[-1] // 2 + 1]
             h = torch.where(w > 0, w.clamp_min(torch.finfo(torch.float64).tiny) ** power, torch.zeros_like(w))
             self._cache[key] = h.to(device=device, dtype=dtype)
         return self._cache[key]
 
-    def _filter(self, x: torch.Tensor, power: float) -> torch.Tensor:
+    def _filter(self, x: torch.Tensor, power: float, component: int | None = None) -> torch.Tensor:
         self._check(x)
         dtype = x.dtype if x.dtype in _FFT_DTYPES else torch.float32
         dims = tuple(range(-len(self.spatial), 0))
         xf = torch.fft.rfftn(x.to(dtype), dim=dims, norm="ortho")
-        xf = xf * self._half(power, x.device, dtype)
+        xf = xf * self._half(power, x.device, dtype, component)
         return torch.fft.irfftn(xf, s=self.spatial, dim=dims, norm="ortho").to(x.dtype)
 
     def _check(self, x: torch.Tensor) -> None:
@@ -157,9 +170,31 @@ class SpectralCovariance:
         z = torch.randn((int(n), *self.shape), generator=generator, device=device, dtype=dtype)
         return self.sqrt(z)
 
+    def per_draw(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The paper's noise from white ``eps`` ``(B, C, *spatial)``: each component's field divided
+        by its own spatial std (about its mean, per sample and channel, + 1e-8), then mixed. The
+        first component filters ``eps``; later ones filter fresh white noise from ``generator``.
+
+        One component (every profile but ``two_band``): ``Σ^{1/2} ε / std``. ``two_band``
+        normalises each band, then mixes with ``γ_l, γ_h`` (SAGD.md §0), so its energy confound
+        survives. In expectation the per-frequency variance of the result is ``w`` exactly for
+        ``two_band`` and close to ``w`` (up to the DC bin) for the others.
+        """
+        dims = tuple(range(2, eps.dim()))
+        if self._components is None:
+            n = self.sqrt(eps)
+            return n / (n.std(dim=dims, keepdim=True, unbiased=False) + 1e-8)
+        out = torch.zeros_like(eps)
+        for i, (_, amplitude) in enumerate(self._components):
+            white = eps if i == 0 else torch.randn(eps.shape, generator=generator, device=eps.device, dtype=eps.dtype)
+            f = self._filter(white, 0.0, component=i)
+            a = amplitude.to(device=eps.device, dtype=eps.dtype).view(-1, *([1] * len(self.spatial)))
+            out = out + a * f / (f.std(dim=dims, keepdim=True, unbiased=False) + 1e-8)
+        return out
+
     # ------------------------------------------------------------------ composition
     def __mul__(self, other: "SpectralCovariance") -> "SpectralCovariance":
-        """Compose two spectra: multiply the weights, renormalise to mean 1."""
+        """Compose two spectra: multiply the weights, renormalise to mean 1 (drawn as one field)."""
         if not isinstance(other, SpectralCovariance):
             return NotImplemented
         if other.shape != self.shape:
@@ -176,10 +211,20 @@ class SpectralCovariance:
             f"support={self.rank}/{self.dim})"
         )
 
+    @property
+    def components(self):
+        """The per-draw components ``((mask, amplitude), ...)``, or ``None`` for one field (see ``__init__``)."""
+        return None if self._components is None else tuple((m.clone(), a.clone()) for m, a in self._components)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights, for saving with a checkpoint (float64)."""
-        return {"weights": self.weights}
+        """The weights and per-draw components, for saving with a checkpoint (float64)."""
+        state = {"weights": self.weights}
+        for i, (mask, amplitude) in enumerate(self._components or ()):
+            state[f"components.{i}.mask"], state[f"components.{i}.amplitude"] = mask.clone(), amplitude.clone()
+        return state
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "SpectralCovariance":
-        return cls(state["weights"], normalize=False)
+        n = len([k for k in state if k.endswith(".mask")])
+        components = [(state[f"components.{i}.mask"], state[f"components.{i}.amplitude"]) for i in range(n)]
+        return cls(state["weights"], normalize=False, components=components or None)

@@ -109,6 +109,41 @@ def band_stop(
     return SpectralCovariance(_per_channel(shape, w))
 
 
+def _normalised_band(name: str, mask: torch.Tensor) -> torch.Tensor:
+    """The expected per-frequency variance of white noise restricted to ``mask`` (spatial shape,
+    {0, 1}) and divided by its own spatial std about its mean, the paper's per-draw normalisation.
+
+    With ``m`` non-DC frequencies in the band and ``N`` spatial positions the squared std is
+    ``(1/N) Σ_{k≠0} |ê_k|²``, so each non-DC frequency gets exactly ``N / m`` (the ratios are
+    Dirichlet) and the DC bin, outside the divisor, ``N · E[1 / Σ_{k≠0} |ê_k|²] = N / (m - 2)``.
+    """
+    dc = (0,) * mask.dim()
+    m = int(mask.sum().item() - mask[dc].item())
+    if m == 0:
+        raise ValueError(f"{name} holds no frequency but DC: its noise has zero std about its mean")
+    out = mask * (mask.numel() / m)
+    if mask[dc] > 0:
+        if m <= 2:
+            raise ValueError(f"{name} holds DC and only {m} other frequencies: the paper's normalised band "
+                             f"has infinite DC variance unless a band with DC holds at least 3 others")
+        out[dc] = mask.numel() / (m - 2)
+    return out
+
+
+def _mixture(shape: tuple[int, ...], bands, normalize: bool) -> SpectralCovariance:
+    """``Σ_b γ_b ε_b / std(ε_b)`` with independent band-limited white ``ε_b`` (``bands``: ``(name,
+    mask, γ)``): the weights are its exact expected spectrum, the components its draw procedure."""
+    w = torch.zeros(shape[1:], dtype=torch.float64)
+    components = []
+    for name, mask, gamma in bands:
+        if gamma > 0:
+            w = w + gamma**2 * _normalised_band(name, mask)
+            components.append((_per_channel(shape, mask), torch.full((shape[0],), gamma, dtype=torch.float64)))
+    if not components:
+        raise ValueError("a two-band mixture with both gammas 0 removes every frequency")
+    return SpectralCovariance(_per_channel(shape, w), normalize=normalize, components=components)
+
+
 def two_band(
     shape: Sequence[int],
     low_band: tuple[float, float],
@@ -118,17 +153,21 @@ def two_band(
     unit: str = "nyquist",
     normalize: bool = True,
 ) -> SpectralCovariance:
-    """The paper's two-band mixture ``γ_l ε[band_l] + γ_h ε[band_h]``, as its expected spectrum.
+    """The paper's two-band mixture ``γ_l ε[band_l] + γ_h ε[band_h]``, each band's noise divided
+    by its own std, with its literal closed bands ``1{a <= |k| <= b}``.
 
-    Weights ``γ_l² 1[band_l] / frac_l + γ_h² 1[band_h] / frac_h`` (``frac``: share of the grid in
-    the band). ``normalize=False`` keeps the paper's total variance ``γ_l² + γ_h²`` (0.5 for
-    0.5/0.5, an energy confound); the default renormalises to mean 1. ``unit`` defaults to
-    ``"nyquist"``, the reading the paper's examples need (SAGD.md §0).
+    The weights are the mixture's exact expected spectrum (see ``_normalised_band``): ``γ² N / m``
+    on a band's ``m`` non-DC frequencies, more on DC. ``normalize=False`` keeps the paper's noise
+    energy (about ``γ_l² + γ_h²``, 0.5 for 0.5/0.5: an energy confound); the default renormalises
+    to mean 1. ``VPProcess(noise="per_draw")`` draws it as the paper does, band by band.
+    ``unit`` defaults to ``"nyquist"``, the reading the paper's examples need (SAGD.md §0). The
+    closed bands miss the corners beyond the Nyquist radius and share their edges with a closed
+    corruption band: ``omission`` is the exact complement of ``corrupt_band``'s band.
     """
     shape = check_shape(shape)
     gamma_low = _check_number("gamma_low", gamma_low, low=0.0)
     gamma_high = _check_number("gamma_high", gamma_high, low=0.0)
-    w = torch.zeros(shape[1:], dtype=torch.float64)
+    bands = []
     for name, band, gamma in (("low_band", low_band, gamma_low), ("high_band", high_band, gamma_high)):
         try:
             lo, hi = band
@@ -138,10 +177,35 @@ def two_band(
         mask = _band_mask(r, lo, hi, 0.0)
         if mask.sum() == 0:
             raise ValueError(f"{name}={band} ({unit}) contains no frequency of a {shape[1:]} grid")
-        w = w + gamma**2 * mask / mask.mean()
-    if not (w > 0).any():
-        raise ValueError("two_band with gamma_low = gamma_high = 0 removes every frequency")
-    return SpectralCovariance(_per_channel(shape, w), normalize=normalize)
+        bands.append((f"{name}={band}", mask, gamma))
+    return _mixture(shape, bands, normalize)
+
+
+def omission(
+    shape: Sequence[int],
+    low: float,
+    high: float,
+    gamma_low: float = 0.5,
+    gamma_high: float = 0.5,
+    unit: str = "nyquist",
+    normalize: bool = True,
+) -> SpectralCovariance:
+    """Selective omission of the closed band ``low <= |k| <= high``: the two-band mixture on
+    ``|k| < low`` and ``|k| > high`` (corners included), the exact complement of
+    ``data.corrupt_band(x, low, high)``. Drawn and weighted as ``two_band``; with ``low = 0`` only
+    the high band remains. SAGD.md §5.
+    """
+    shape = check_shape(shape)
+    gamma_low = _check_number("gamma_low", gamma_low, low=0.0)
+    gamma_high = _check_number("gamma_high", gamma_high, low=0.0)
+    shape, low, high, _, _, r = _band_args(shape, low, high, 0.0, 0.0, unit)
+    below, above = (r < low).to(r.dtype), (r > high).to(r.dtype)
+    if above.sum() == 0:
+        raise ValueError(f"omission high={high} ({unit}) leaves no frequency above it on a {shape[1:]} grid")
+    bands = [(f"omission band above high={high}", above, gamma_high)]
+    if below.sum() > 0:
+        bands.insert(0, (f"omission band below low={low}", below, gamma_low))
+    return _mixture(shape, bands, normalize)
 
 
 def offset(shape: Sequence[int], std: float = 0.1) -> SpectralCovariance:

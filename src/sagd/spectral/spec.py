@@ -21,6 +21,7 @@ _PROFILES = {
     "band_pass": profiles.band_pass,
     "band_stop": profiles.band_stop,
     "two_band": profiles.two_band,
+    "omission": profiles.omission,
     "offset": profiles.offset,
     "orientation": profiles.orientation,
     "data_matched": profiles.data_matched,
