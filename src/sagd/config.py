@@ -44,6 +44,7 @@ class TrainConfig:
     # data
     dataset: str = "fashion_mnist"
     data_root: str | None = None
+    pad_to: int | None = None  # pad images with background (-1) to pad_to × pad_to, e.g. 28 -> 32
     corrupt: Corruption | None = None
     # diffusion
     spectrum: str = "isotropic"
@@ -76,6 +77,8 @@ class TrainConfig:
     sample_method: str = "ddim"
     sample_steps: int = 50
     sample_clip: float | None = 1.0  # clamp D to [-sample_clip, sample_clip] while sampling; null: no clamp
+    probe_every: int = 250  # learning order: band-split denoising error of the EMA model; 0: off
+    probe_n: int = 64  # held-out images in the probe batch
 
     def validate(self) -> "TrainConfig":
         """Check every value before any work starts; raises ``ValueError`` naming the key."""
@@ -93,13 +96,13 @@ class TrainConfig:
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         for key in ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "checkpoint_every",
-                    "keep_checkpoints", "sample_n", "sample_steps"):
+                    "keep_checkpoints", "sample_n", "sample_steps", "probe_n"):
             if getattr(self, key) < 1:
                 raise ValueError(f"config {key}: must be >= 1, got {getattr(self, key)}")
         for key in ("lr", "grad_clip"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"config {key}: must be > 0, got {getattr(self, key)}")
-        for key in ("warmup", "weight_decay"):
+        for key in ("warmup", "weight_decay", "probe_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"config {key}: must be >= 0, got {getattr(self, key)}")
         for key in ("ema_decay", "label_dropout"):
@@ -107,6 +110,8 @@ class TrainConfig:
                 raise ValueError(f"config {key}: must be in [0, 1), got {getattr(self, key)}")
         if self.sample_clip is not None and not self.sample_clip > 0:
             raise ValueError(f"config sample_clip: must be > 0 or null, got {self.sample_clip}")
+        if self.pad_to is not None and self.pad_to < 1:
+            raise ValueError(f"config pad_to: must be >= 1 or null, got {self.pad_to}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"config max_minutes: must be > 0, got {self.max_minutes}")
         if self.corrupt is not None:

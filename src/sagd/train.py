@@ -27,9 +27,9 @@ from PIL import Image
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from . import checkpoint, diffusion
+from . import checkpoint, diffusion, learning_order
 from .config import TrainConfig, save_config
-from .data import corrupt_band, load_dataset, random_batches
+from .data import DatasetNotFoundError, corrupt_band, load_dataset, random_batches
 from .diffusion.parametrization import sample_time
 from .models import Network, drop_labels, guided_denoiser
 from .spectral import SpectralCovariance, from_spec
@@ -114,6 +114,16 @@ def save_grid(images: torch.Tensor, path: str | Path) -> None:
     Image.fromarray(array).save(path)
 
 
+def held_out(cfg: TrainConfig, train_images: torch.Tensor) -> torch.Tensor:
+    """The learning-order probe's batch ``(probe_n, C, H, W)``: the first test images, or the last
+    training images for data sets with no test split on this machine."""
+    try:
+        images = load_dataset(cfg.dataset, "test", root=cfg.data_root, pad_to=cfg.pad_to).images
+    except (DatasetNotFoundError, ValueError):
+        images = train_images.flip(0)
+    return images[: cfg.probe_n]
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop records after ``step`` (logged after the checkpoint a resumed run restarts from)."""
     if path.is_file():
@@ -138,7 +148,7 @@ class Trainer:
             raise ValueError(f"{str(self.dir)!r} already holds checkpoints: resume it with --resume {self.dir} or choose another --out")
         device = self.acc.device
 
-        data = load_dataset(cfg.dataset, "train", root=cfg.data_root)
+        data = load_dataset(cfg.dataset, "train", root=cfg.data_root, pad_to=cfg.pad_to)
         if cfg.class_conditional and data.labels is None:
             raise ValueError(f"class_conditional needs labels, and dataset {cfg.dataset!r} has none")
         self.cov = (SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance")) if ckpt
@@ -161,6 +171,8 @@ class Trainer:
         if ckpt:
             self._restore(ckpt)
         self.batches = random_batches(self.data, cfg.batch_size, self.gens["data"])
+        self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images).to(device), seed=cfg.seed)
+                      if cfg.probe_every else None)
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self, ckpt: Path) -> None:
@@ -244,6 +256,16 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
         self.acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
+    def log_probe(self) -> None:
+        """Log the EMA network's band-split denoising error (``learning_order.Probe``; main process)."""
+        ema = self.ema.module
+        was_training = ema.training
+        ema.eval()
+        record = self.probe(diffusion.Denoiser(ema, self.proc, self.cfg.prediction))
+        ema.train(was_training)
+        with open(self.dir / METRICS, "a") as f:
+            f.write(json.dumps({"step": self.step, "kind": "probe", **record}) + "\n")
+
     def sample_grid(self) -> Path:
         """Sample the EMA network with a fixed seed and write ``samples/step_*.png`` (main process)."""
         cfg = self.cfg
@@ -274,9 +296,14 @@ class Trainer:
         self.started = time.time()
         window = Window()
         saved = self.step
+        probing = self.probe is not None and acc.is_main_process
+        if probing and self.step == 0:
+            self.log_probe()
         while self.step < cfg.steps and not self.out_of_time():
             window.add(self.train_step())
             bar.update(1)
+            if probing and self.step % cfg.probe_every == 0:
+                self.log_probe()
             if self.step % cfg.log_every == 0:
                 self.log_window(window, bar)
             if self.step % cfg.sample_every == 0 and acc.is_main_process:
@@ -286,6 +313,8 @@ class Trainer:
                 saved = self.step
         if window.steps:
             self.log_window(window, bar)
+        if probing and self.step % cfg.probe_every:
+            self.log_probe()
         bar.close()
         if saved != self.step:
             self.save()

@@ -19,6 +19,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by the commands that train: data, spectrum, seed, time budget."""
     p.add_argument("--dataset", metavar="NAME", help="data set spec, e.g. fashion_mnist, digits, grf:alpha=-1,size=16")
     p.add_argument("--data-root", metavar="DIR", help="folder searched first for on-disk data sets")
+    p.add_argument("--pad-to", type=int, metavar="N", help="pad images with background to N×N (e.g. 28 -> 32)")
     p.add_argument("--spectrum", metavar="SPEC", help="noise spectrum, e.g. power_law:alpha=-0.5*band_stop:low=0.3,high=0.5")
     p.add_argument("--seed", type=int, help="seed of the run's generators")
     p.add_argument("--minutes", type=float, help="stop after this much wall-clock time (a checkpoint is written)")
@@ -56,7 +57,7 @@ def overrides(args: argparse.Namespace, keys) -> dict:
 def run(args: argparse.Namespace) -> None:
     from ..train import train
 
-    keys = ("dataset", "data_root", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
+    keys = ("dataset", "data_root", "pad_to", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
             "omission", "model", "class_conditional", "steps", "batch_size", "lr", "out")
     if args.resume:
         if args.config:
