@@ -14,7 +14,10 @@ RESULTS.mkdir(exist_ok=True)
 
 
 def git_commit() -> str:
-    """``HEAD``'s hash, with ``-dirty`` when the work tree has uncommitted changes."""
+    """``HEAD``'s hash, with ``-dirty`` when the work tree has uncommitted changes (``$SAGD_GIT_COMMIT``
+    where the tree travels without its history, e.g. to a lent GPU machine)."""
+    if os.environ.get("SAGD_GIT_COMMIT"):
+        return os.environ["SAGD_GIT_COMMIT"]
     root = Path(__file__).resolve().parent.parent
     try:
         run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=root, check=True).stdout.strip()

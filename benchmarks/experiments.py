@@ -1,0 +1,132 @@
+"""The experiments of the suite (issue 12): budgets, arms and runs, as data.
+
+* **A — does the spectrum help, and why** (the paper's Table 1 at this machine's scale):
+  isotropic; the paper exactly (α ∈ {-0.06, -0.02, +0.04}, ``k0=1e-10``, per-draw noise); its
+  two controls (the tilt without the DC quirk; offset noise with the same DC share); data-matched
+  (EqualSNR); a strong tilt; and the paper's α = -0.06 with white ``eps`` targets.
+* **B — selective omission** (the paper's Table 2): data corrupted on the fly in one band;
+  isotropic on corrupted data; the paper's mixture (energy confound kept); the same normalised;
+  the ``project`` variant; and isotropic on clean data as the reference.
+* **C — samplers on trained models**: FID against network evaluations for every sampler, on
+  A's isotropic model and on A's best arm.
+
+A seed fixes the network's initialisation and the data order and is shared across arms, so arm
+differences are paired.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sagd import spectral
+from sagd.diffusion import METHODS
+
+SHAPE = (1, 32, 32)  # Fashion-MNIST padded to the paper's 32×32, where its DC figures hold
+DATASET = "fashion_mnist"
+BANDS = {"low": (0.1, 0.2), "high": (0.8, 0.9), "mid": (0.4, 0.5)}  # corruption bands, Nyquist units
+NFES = (5, 10, 20, 50, 100)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one run costs: training and scoring settings shared by every arm."""
+
+    model: str
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    samples: int  # generated images scored per run (and real images for precision/recall)
+    sampler: tuple[str, int] = ("dpmpp_2m", 25)
+    probe_every: int = 250
+    checkpoint_every: int = 250
+    seeds: tuple[int, ...] = (0, 1, 2)
+    bands: tuple[str, ...] = ("low", "high")
+    nfes: tuple[int, ...] = NFES
+
+    @property
+    def images(self) -> int:
+        return self.steps * self.batch_size
+
+
+BUDGETS = {
+    # code paths only: a test runs it for a couple of steps
+    "smoke": Budget("tiny", steps=2, batch_size=8, lr=1e-3, warmup=0, samples=32, sampler=("dpmpp_2m", 3),
+                    probe_every=1, checkpoint_every=2, seeds=(0,), bands=("low",), nfes=(2, 4)),
+    # one run ≈ 10–15 min of 2 CPU cores (train ≈ 96k images, score 2,000 samples)
+    "cpu": Budget("tiny", steps=1500, batch_size=64, lr=1e-3, warmup=100, samples=2000),
+    # the paper's UNet widths at 32×32 on one GPU, ≥ 50k images per arm
+    "gpu": Budget("base", steps=1500, batch_size=128, lr=4e-4, warmup=100, samples=5000, checkpoint_every=1500),
+}
+
+
+def offset_matching_paper_dc(alpha: float = -0.06) -> float:
+    """The offset-noise std whose DC share equals the paper's power law's at ``SHAPE``:
+    ``w_DC / mean(w_k≠0)`` of ``power_law(alpha, k0=1e-10)`` equals ``1 + std² N`` of ``offset``."""
+    w = spectral.power_law(SHAPE, alpha, k0=1e-10).weights[0]
+    ratio = (w[0, 0] / ((w.sum() - w[0, 0]) / (w.numel() - 1))).item()
+    return math.sqrt((ratio - 1) / w.numel())
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration of an experiment: ``TrainConfig`` overrides and a label for tables."""
+
+    name: str
+    label: str
+    config: dict = field(default_factory=dict)
+    band: str | None = None  # experiment B: the corrupted band's name
+
+
+def _paper(alpha: float) -> dict:
+    return {"spectrum": f"power_law:alpha={alpha:g},k0=1e-10", "noise": "per_draw"}
+
+
+def arms_a() -> list[Arm]:
+    std = offset_matching_paper_dc()
+    return [
+        Arm("isotropic", "isotropic", {"spectrum": "isotropic"}),
+        Arm("paper_a-0.06", "paper α=-0.06", _paper(-0.06)),
+        Arm("paper_a-0.02", "paper α=-0.02", _paper(-0.02)),
+        Arm("paper_a+0.04", "paper α=+0.04", _paper(0.04)),
+        Arm("tilt_a-0.06", "α=-0.06 without the DC quirk", {"spectrum": "power_law:alpha=-0.06", "noise": "per_draw"}),
+        Arm("offset_dc", f"offset noise, std {std:.3f} (α=-0.06's DC share)",
+            {"spectrum": f"offset:std={std:.4f}", "noise": "per_draw"}),
+        Arm("data_matched", "data-matched γ=1 (EqualSNR)", {"spectrum": "data_matched:gamma=1"}),
+        Arm("tilt_a-0.5", "strong tilt α=-0.5", {"spectrum": "power_law:alpha=-0.5"}),
+        Arm("paper_a-0.06_eps", "paper α=-0.06, white eps target", {**_paper(-0.06), "prediction": "eps"}),
+    ]
+
+
+def arms_b(bands) -> list[Arm]:
+    arms = [Arm("clean_isotropic", "isotropic, clean data (reference)", {"spectrum": "isotropic"})]
+    for band in bands:
+        lo, hi = BANDS[band]
+        corrupt = {"corrupt": {"low": lo, "high": hi, "gamma": 1.0, "unit": "nyquist"}}
+        omit = f"omission:low={lo},high={hi}"
+        arms += [
+            Arm(f"{band}_isotropic", f"isotropic [{lo}, {hi}]", {**corrupt, "spectrum": "isotropic"}, band),
+            Arm(f"{band}_paper", f"paper omission (energy {0.5:g}) [{lo}, {hi}]",
+                {**corrupt, "spectrum": omit + ",normalize=false", "noise": "per_draw"}, band),
+            Arm(f"{band}_normalised", f"omission, energy normalised [{lo}, {hi}]",
+                {**corrupt, "spectrum": omit, "noise": "per_draw"}, band),
+            Arm(f"{band}_project", f"omission, normalised, project [{lo}, {hi}]",
+                {**corrupt, "spectrum": omit, "noise": "per_draw", "omission": "project"}, band),
+        ]
+    return arms
+
+
+def nfe_per_step(method: str) -> int:
+    """Network evaluations per sampler step (Heun evaluates twice)."""
+    return 2 if method == "heun" else 1
+
+
+def arms_c(models: list[str], nfes) -> list[Arm]:
+    """Sampler × NFE evaluations of A's trained ``models`` (arm names); no training."""
+    return [Arm(f"{m}__{method}__{nfe}", f"{m}, {method}, {nfe} NFE", {"model_arm": m, "method": method, "nfe": nfe})
+            for m in models for method in METHODS for nfe in nfes if nfe >= nfe_per_step(method)]
+
+
+BASE_CONFIG = dict(dataset=DATASET, pad_to=SHAPE[-1], prediction="colored_eps", ema_decay=0.999,
+                   sample_method="dpmpp_2m", sample_steps=25, sample_every=10**9, log_every=50)

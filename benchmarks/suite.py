@@ -1,0 +1,292 @@
+"""The experiment suite (issue 12), resumable across sittings.
+
+    python benchmarks/suite.py run --budget smoke|cpu|gpu [--experiments A,B,C] [--jobs N] [--minutes M]
+    python benchmarks/suite.py report       # docs/results.md and its figures, from the committed JSON
+
+A run is ``(experiment, arm, seed)`` (``experiments.py``). It trains in
+``runs/suite/<budget>/<experiment>/<arm>/s<seed>/`` (checkpointed, resumed when interrupted) and is
+scored into ``benchmarks/results/suite/<budget>/<experiment>/<arm>__s<seed>.json`` with a sample
+grid beside it. A run whose JSON exists is never repeated, so the suite accumulates across
+sittings. ``--jobs`` workers claim runs through lock files; each worker uses one torch thread on
+CPUs. ``--minutes`` stops claiming new runs after that long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine  # noqa: E402
+from experiments import BASE_CONFIG, BUDGETS, DATASET, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+# results (committed) and run folders (not); tests point both elsewhere
+SUITE = Path(os.environ.get("SAGD_SUITE_RESULTS", RESULTS / "suite"))
+RUNS = Path(os.environ.get("SAGD_SUITE_RUNS", ROOT / "runs" / "suite"))
+
+
+# ---------------------------------------------------------------------------- the plan
+def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
+    """Pending and finished runs ``(experiment, arm, seed)`` in the order they should run:
+    every arm of seed 0 first, so a stopped suite leaves balanced, paired results."""
+    b = BUDGETS[budget]
+    runs = []
+    for seed in b.seeds:
+        if "A" in experiments:
+            runs += [("A", arm, seed) for arm in arms_a()]
+        if "B" in experiments:
+            runs += [("B", arm, seed) for arm in arms_b(b.bands)]
+    if "C" in experiments:
+        best = best_arm(budget)
+        if best is not None:
+            runs += [("C", arm, b.seeds[0]) for arm in arms_c(sorted({"isotropic", best}), b.nfes)]
+    return runs
+
+
+def result_path(budget: str, experiment: str, arm: str, seed: int) -> Path:
+    return SUITE / budget / experiment / f"{arm}__s{seed}.json"
+
+
+def run_dir(budget: str, experiment: str, arm: str, seed: int) -> Path:
+    return RUNS / budget / experiment / arm / f"s{seed}"
+
+
+def load_results(budget: str, experiment: str) -> list[dict]:
+    folder = SUITE / budget / experiment
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def best_arm(budget: str) -> str | None:
+    """A's arm with the lowest mean FID over seeds, once every arm has every seed; else ``None``."""
+    rows = load_results(budget, "A")
+    seeds = BUDGETS[budget].seeds
+    names = [a.name for a in arms_a()]
+    fid = {n: [r["fid"] for r in rows if r["arm"] == n] for n in names}
+    if any(len(v) < len(seeds) for v in fid.values()):
+        return None
+    return min((n for n in names if n != "isotropic"), key=lambda n: sum(fid[n]) / len(fid[n]))
+
+
+# ---------------------------------------------------------------------------- one run
+def train_config(budget: Budget, arm, seed: int, out: Path):
+    from sagd.config import Corruption, TrainConfig
+
+    cfg = dict(BASE_CONFIG, model=budget.model, steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
+               warmup=budget.warmup, probe_every=budget.probe_every, checkpoint_every=budget.checkpoint_every,
+               seed=seed, out=str(out))
+    cfg.update(arm.config)
+    if "corrupt" in cfg:
+        cfg["corrupt"] = Corruption(**cfg["corrupt"])
+    return TrainConfig(**cfg).validate()
+
+
+def crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size × size`` of ``(N, C, H, W)``: undoes ``pad_to`` for scoring at the data's size."""
+    top, left = (images.shape[-2] - size) // 2, (images.shape[-1] - size) // 2
+    return images[..., top: top + size, left: left + size]
+
+
+class Scorer:
+    """Scores samples against the clean Fashion-MNIST test split (in-domain classifier features)."""
+
+    def __init__(self, device):
+        from sagd.commands.features import cache_dir, extractor_for
+        from sagd.data import load_dataset
+        from sagd.metrics import reference_stats
+
+        self.test = load_dataset(DATASET, "test").images
+        self.extractor = extractor_for(None, DATASET, tuple(self.test.shape[1:]), device=device)
+        self.ref = reference_stats(self.extractor, self.test, f"{DATASET}/test", cache_dir() / "reference")
+
+    def __call__(self, samples: torch.Tensor, n_real: int) -> dict:
+        """FID against the whole test split (cached statistics); KID, precision/recall and the
+        log-spectral distance against ``n_real`` random test images (equal set sizes)."""
+        from sagd.metrics import evaluate_samples, feature_stats, frechet_distance
+
+        samples = crop(samples, self.test.shape[-1])
+        g = torch.Generator().manual_seed(0)
+        real = self.test[torch.randperm(len(self.test), generator=g)[:n_real]]
+        scores = evaluate_samples(samples, real, self.extractor, generator=g)
+        fid = frechet_distance(*feature_stats(self.extractor(samples, batch_size=256)), self.ref.mu, self.ref.cov)
+        return {**scores, "fid_equal_sizes": scores["fid"], "fid": fid, "fid_reference": len(self.test),
+                "features": self.extractor.name, "real_for_kid_pr": len(real)}
+
+
+def band_energy(samples: torch.Tensor, low: float, high: float) -> float:
+    """Mean energy per image of ``samples`` inside the closed band ``[low, high]`` (Nyquist units)."""
+    from sagd import spectral
+
+    band = spectral.band_pass(tuple(samples.shape[1:]), low, high, unit="nyquist")
+    return band.project(samples.double()).pow(2).sum((1, 2, 3)).mean().item()
+
+
+def leak(samples: torch.Tensor, low: float, high: float) -> dict:
+    """Energy of ``samples`` in the corrupted band relative to clean and to corrupted training data."""
+    from sagd.data import corrupt_band, load_dataset
+
+    clean = load_dataset(DATASET, "train", pad_to=SHAPE[-1]).images[:2000]
+    dirty = corrupt_band(clean, low, high, 1.0, generator=torch.Generator().manual_seed(0))
+    e = band_energy(samples, low, high)
+    return {"band_energy": e, "band_energy_clean": band_energy(clean, low, high),
+            "band_energy_corrupted": band_energy(dirty, low, high),
+            "leak_vs_clean": e / band_energy(clean, low, high), "leak_vs_corrupted": e / band_energy(dirty, low, high)}
+
+
+def metrics_log(run: Path) -> tuple[list[dict], list[dict]]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    return [r for r in records if "loss" in r], [r for r in records if r.get("kind") == "probe"]
+
+
+def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, device) -> dict:
+    """Train (or resume) and score one run; returns its result record."""
+    from sagd import checkpoint
+    from sagd.commands.eval import draw_samples
+    from sagd.commands.sample import load_ema
+    from sagd.train import save_grid, train
+
+    budget = BUDGETS[budget_name]
+    started = time.time()
+    method, steps = budget.sampler
+    if experiment == "C":
+        model_dir = run_dir(budget_name, "A", arm.config["model_arm"], seed)
+        method, nfe = arm.config["method"], arm.config["nfe"]
+        steps = max(1, nfe // nfe_per_step(method))
+        cfg, train_seconds, resumed = None, 0.0, False
+    else:
+        model_dir = run_dir(budget_name, experiment, arm.name, seed)
+        cfg = train_config(budget, arm, seed, model_dir)
+        resumed = bool(checkpoint.list_checkpoints(model_dir))
+        train(cfg, resume=resumed)
+        train_seconds = time.time() - started
+    from sagd.config import load_config
+
+    cfg = load_config(model_dir / "config.yaml")
+    net, proc, state = load_ema(model_dir, device)
+    sample_start = time.time()
+    samples = draw_samples(net, proc, cfg.prediction, budget.samples, method, steps, 500,
+                           torch.Generator(device).manual_seed(1000 + seed), cfg.sample_clip)
+    sample_seconds = time.time() - sample_start
+    record = {"experiment": experiment, "arm": arm.name, "label": arm.label, "seed": seed, "budget": budget_name,
+              "budget_settings": asdict(budget), "config": cfg.to_dict(), "sampler": method, "sampler_steps": steps,
+              "nfe": steps * nfe_per_step(method), "samples": len(samples)}
+    record.update(scorer(samples, budget.samples))
+    if cfg.corrupt is not None:
+        record.update(leak(samples, cfg.corrupt.low, cfg.corrupt.high))
+    logs, probes = metrics_log(model_dir)
+    rates = sorted(r["images_per_s"] for r in logs if "images_per_s" in r)
+    record.update({"steps": state["step"], "images_seen": state["step"] * cfg.batch_size * cfg.grad_accum,
+                   "final_loss": logs[-1]["loss"] if logs else None,
+                   "train_images_per_s_median": rates[len(rates) // 2] if rates else None,
+                   "train_seconds_this_sitting": round(train_seconds, 1), "resumed": resumed,
+                   "sample_seconds": round(sample_seconds, 1), "wall_seconds": round(time.time() - started, 1),
+                   "probe": probes if experiment != "C" else None, "machine": machine()})
+    out = result_path(budget_name, experiment, arm.name, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(samples[:64], out.with_suffix(".png"))
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, out)
+    return record
+
+
+# ---------------------------------------------------------------------------- workers
+def claim(path: Path) -> bool:
+    """Atomically claim a run (a lock file holding this process's pid); stale locks of dead
+    processes on this machine are taken over."""
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return True
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)
+            except PermissionError:
+                return False
+    return False
+
+
+def worker(args) -> None:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)
+    deadline = args.deadline
+    scorer = None
+    for experiment, arm, seed in plan(args.budget, args.experiments):
+        if deadline and time.time() > deadline:
+            break
+        out = result_path(args.budget, experiment, arm.name, seed)
+        if out.exists() or not claim(out):
+            continue
+        try:
+            if experiment == "C" and not (run_dir(args.budget, "A", arm.config["model_arm"], seed) / "config.yaml").exists():
+                continue
+            scorer = scorer or Scorer(device)
+            r = execute(args.budget, experiment, arm, seed, scorer, device)
+            print(f"[suite] {experiment} {arm.name} s{seed}: FID {r['fid']:.2f} ({r['wall_seconds']:.0f} s)", flush=True)
+        finally:
+            out.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def run(args) -> None:
+    todo = [r for r in plan(args.budget, args.experiments) if not result_path(args.budget, r[0], r[1].name, r[2]).exists()]
+    print(f"[suite] {args.budget}: {len(todo)} runs to do in {args.experiments}", flush=True)
+    if not todo:
+        return
+    # the reference statistics once, before workers race to compute them
+    Scorer("cpu")
+    deadline = time.time() + 60 * args.minutes if args.minutes else 0
+    cmd = [sys.executable, __file__, "worker", "--budget", args.budget, "--experiments", args.experiments,
+           "--deadline", str(deadline)]
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), TQDM_DISABLE="1")
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(args.jobs)]
+    codes = [p.wait() for p in procs]
+    if "C" in args.experiments and best_arm(args.budget) and any(
+            not result_path(args.budget, e, a.name, s).exists() for e, a, s in plan(args.budget, "C")):
+        if not deadline or time.time() < deadline:  # C's models exist only once A is complete
+            procs = [subprocess.Popen(cmd, env=env) for _ in range(args.jobs)]
+            codes += [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a worker failed (exit codes {codes})")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("run", "worker"):
+        q = sub.add_parser(name)
+        q.add_argument("--budget", choices=sorted(BUDGETS), required=True)
+        q.add_argument("--experiments", default="ABC", help="letters of the experiments to run, e.g. AB")
+        if name == "run":
+            q.add_argument("--jobs", type=int, default=1, help="parallel workers (one torch thread each on CPUs)")
+            q.add_argument("--minutes", type=float, help="claim no new run after this long")
+        else:
+            q.add_argument("--deadline", type=float, default=0)
+    sub.add_parser("report")
+    args = p.parse_args()
+    if args.command == "report":
+        from results_page import write_results
+
+        write_results()
+    else:
+        args.experiments = args.experiments.replace(",", "").upper()
+        {"run": run, "worker": worker}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The experiment suite's code paths (benchmarks/suite.py) on its ``smoke`` budget: no figures asserted."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture()
+def suite(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGD_SUITE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SAGD_SUITE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.syspath_prepend(str(BENCH))
+    for name in ("suite", "results_page", "experiments"):
+        sys.modules.pop(name, None)
+    return importlib.import_module("suite")
+
+
+@pytest.mark.slow
+def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
+    pytest.importorskip("sagd.data").load_dataset("fashion_mnist", "test")  # the suite's data
+    arms = {(e, a.name): (e, a, s) for e, a, s in suite.plan("smoke", "AB")}
+    scorer = suite.Scorer("cpu")
+    picked = [arms[("A", "isotropic")], arms[("A", "paper_a-0.06")], arms[("B", "low_paper")]]
+    for experiment, arm, seed in picked:
+        r = suite.execute("smoke", experiment, arm, seed, scorer, "cpu")
+        assert r["steps"] == 2 and r["samples"] == 32 and r["images_seen"] == 16
+        assert [p["step"] for p in r["probe"]] == [0, 1, 2]
+        assert suite.result_path("smoke", experiment, arm.name, seed).is_file()
+    assert "leak_vs_corrupted" in r and r["config"]["spectrum"].startswith("omission:")
+    # a finished run's folder resumes without training again
+    again = suite.execute("smoke", *picked[0], scorer, "cpu")
+    assert again["resumed"] and again["steps"] == 2
+    # C evaluates a trained A model with another sampler at a given NFE
+    c = [a for a in suite.arms_c(["isotropic"], (2,)) if a.config["method"] == "heun"][0]
+    r = suite.execute("smoke", "C", c, 0, scorer, "cpu")
+    assert r["nfe"] == 2 and r["sampler_steps"] == 1
+    page = importlib.import_module("results_page").write_results(budgets=("smoke",), docs=tmp_path / "docs")
+    text = page.read_text()
+    assert "Budget `smoke`" in text and "paper α=-0.06" in text and "learning order" in text
+    assert (tmp_path / "docs" / "results" / "smoke_A_learning_order.png").is_file()
+
+
+def test_plan_is_seed_major_and_claims_are_exclusive(suite, tmp_path):
+    runs = suite.plan("cpu", "AB")
+    seeds = [s for _, _, s in runs]
+    assert seeds == sorted(seeds) and set(seeds) == {0, 1, 2}
+    assert len(runs) == 3 * (9 + 1 + 2 * 4)
+    out = suite.result_path("cpu", "A", "isotropic", 0)
+    assert suite.claim(out) and not suite.claim(out)
+    out.with_suffix(".lock").write_text("999999999")  # a dead process's claim is taken over
+    assert suite.claim(out)
+
+
+def test_offset_control_matches_the_papers_dc_share(suite):
+    from sagd import spectral
+
+    std = importlib.import_module("experiments").offset_matching_paper_dc()
+    paper = spectral.power_law((1, 32, 32), -0.06, k0=1e-10).weights[0]
+    off = spectral.offset((1, 32, 32), std).weights[0]
+    share = lambda w: (w[0, 0] / ((w.sum() - w[0, 0]) / (w.numel() - 1))).item()  # noqa: E731
+    assert share(off) == pytest.approx(share(paper), rel=1e-6)
+    assert 10 < share(paper) < 20  # the DC quirk: ~14x the average bin at 32x32
