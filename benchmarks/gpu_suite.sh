@@ -7,20 +7,21 @@
 #
 #   bash benchmarks/gpu_suite.sh SECONDS [JOBS] [EXPERIMENTS]
 set -u
-seconds=${1:-480}; jobs=${2:-12}; experiments=${3:-ABC}
+seconds=${1:-480}; jobs=${2:-12}; experiments=${3:-ABC}; budget=${SUITE_BUDGET:-gpu}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/src:$PWD/benchmarks SAGD_DATA=$PWD/.gpu SAGD_CACHE=/tmp/sagd-cache
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, torch.cuda.get_device_name(0))"
-pack() { tar czf "$out/suite_gpu.tar.gz.tmp" benchmarks/results/suite/gpu docs/results 2>/dev/null \
-           $(ls runs/suite/gpu/*/*/*/metrics.jsonl 2>/dev/null) && mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"; }
+mkdir -p benchmarks/results/suite/$budget
+pack() { tar czf "$out/suite_gpu.tar.gz.tmp" benchmarks/results/suite/$budget \
+           $(ls runs/suite/$budget/*/*/*/metrics.jsonl 2>/dev/null); mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"; }
 ( while sleep 20; do pack; done ) & packer=$!
 ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) & smi=$!
 start=$(date +%s)
 # stop claiming new runs ~100 s before the end so that running ones can finish
-timeout $((seconds - 15)) python3 benchmarks/suite.py run --budget gpu --experiments "$experiments" --jobs "$jobs" \
+timeout $((seconds - 15)) python3 benchmarks/suite.py run --budget "$budget" --experiments "$experiments" --jobs "$jobs" \
   --minutes "$(python3 -c "print(max(1.0, ($seconds - 115) / 60))")" 2>&1 | tee "$out/suite_gpu.log" | grep -v "^\s*$"
 echo "suite: $(( $(date +%s) - start )) s"
 kill $packer $smi 2>/dev/null
