@@ -57,7 +57,7 @@ BUDGETS = {
     # one run ≈ 10–15 min of 2 CPU cores (train ≈ 96k images, score 2,000 samples)
     "cpu": Budget("tiny", steps=1500, batch_size=64, lr=1e-3, warmup=100, samples=2000),
     # the paper's UNet widths at 32×32 on one GPU, ≥ 50k images per arm
-    "gpu": Budget("base", steps=1500, batch_size=128, lr=4e-4, warmup=100, samples=5000, checkpoint_every=1500),
+    "gpu": Budget("base", steps=1000, batch_size=128, lr=4e-4, warmup=100, samples=5000, checkpoint_every=1000),
 }
 
 
