@@ -43,6 +43,8 @@ def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
     for seed in b.seeds:
         if "A" in experiments:
             runs += [("A", arm, seed) for arm in arms_a()]
+        elif "B" in experiments:  # B's clean reference is A's isotropic run
+            runs += [("A", arm, seed) for arm in arms_a() if arm.name == "isotropic"]
         if "B" in experiments:
             runs += [("B", arm, seed) for arm in arms_b(b.bands)]
     if "C" in experiments:
