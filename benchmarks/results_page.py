@@ -217,6 +217,25 @@ def describe(budget: str, rows: list[dict]) -> str:
             f"{r['real_for_kid_pr']}). Run on {where}, torch {m['torch']}, commit {m['git_commit'][:12]}.")
 
 
+def headline(budgets) -> str:
+    """The README's one-line summary of experiment A on the largest budget that has results."""
+    for budget in budgets:
+        a = load(budget, "A")
+        fid = {arm: summary([r["fid"] for r in a if r["arm"] == arm]) for arm in
+               ("isotropic", "paper_a-0.06", "offset_dc", "tilt_a-0.06")}
+        if any(math.isnan(v[0]) for v in fid.values()) if a else True:
+            continue
+        seeds = min(len([r for r in a if r["arm"] == arm]) for arm in fid)
+        f = {k: fmt(*v[:2], 1) for k, v in fid.items()}
+        return ("### Experiments: does the forward spectrum help, and why?\n\n"
+                f"Fashion-MNIST at 32×32, budget `{budget}` ({seeds} seed{'s' * (seeds > 1)}; in-domain FID, lower is "
+                f"better): isotropic {f['isotropic']}, the paper's α = -0.06 {f['paper_a-0.06']}, offset noise with "
+                f"the same DC share {f['offset_dc']}, the same tilt without the DC term {f['tilt_a-0.06']}. "
+                "Every table, the learning-order plots, selective omission and the verdicts with paired "
+                "differences: [docs/results.md](docs/results.md).")
+    return "### Experiments\n\nNo suite results yet: see [docs/results.md](docs/results.md)."
+
+
 def write_results(budgets=("gpu", "cpu"), docs: Path = DOCS) -> Path:
     """Write ``docs/results.md`` (and its figures under ``docs/results/``) for ``budgets``."""
     global FIGURES
@@ -252,6 +271,8 @@ def write_results(budgets=("gpu", "cpu"), docs: Path = DOCS) -> Path:
                       *table_c(c), ""]
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")
+    if docs == DOCS:
+        (RESULTS.parent / "suite_headline.md").write_text(headline(budgets) + "\n")
     print(f"wrote {path}")
     return path
 
