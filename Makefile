@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv data test demo bench clean
+.PHONY: venv data test demo bench bench-smoke bench-cpu bench-gpu results clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,16 @@ demo: venv data
 
 bench: venv data
 	$(BIN)/python benchmarks/noise_operator.py
+
+# The experiment suite (benchmarks/suite.py): resumable; finished runs are read back, never repeated.
+bench-smoke: venv data
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py run --budget smoke --jobs 1
+bench-cpu: venv data
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py run --budget cpu --experiments AB --jobs 2
+bench-gpu: venv data
+	$(BIN)/python benchmarks/suite.py run --budget gpu --jobs 12
+results: venv
+	$(BIN)/python benchmarks/suite.py report && $(BIN)/python benchmarks/readme_results.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
