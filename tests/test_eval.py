@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,17 @@ def test_a_second_eval_adds_a_row(runs, tmp_path):
     evals = [r for r in records(run) if r.get("kind") == "eval"]
     assert [(e["n"], e["method"]) for e in evals] == [(32, "ddim"), (8, "dpmpp_2m")]
     assert (run / "report.html").read_text().count("<tr>") >= 3  # header + two evals
+
+
+def test_eval_on_an_inception_tap(runs, tmp_path, tmp_path_factory):
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run)
+    sagd("eval", "--run", run, "--n", 8, "--sampling-steps", 2, "--features", "inception-64")
+    ev = records(run)[-1]
+    assert ev["features"].startswith("inception-v3-64-") and ev["n_reference"] == 359
+    assert ev["fid"] > 0 and ev["kid_mean"] == ev["kid_mean"] and 0 <= ev["precision"] <= 1
+    cached = (tmp_path_factory.getbasetemp() / "cache" / "reference").glob("digits_test--inception-v3-64-*.npz")
+    assert len(list(cached)) == 1
 
 
 def test_compare_writes_one_table(runs, tmp_path, capsys):
