@@ -2,7 +2,8 @@
 
 Each subcommand is a module of ``sagd.commands`` with ``register(subparsers)`` and ``run(args)``;
 adding one is adding it to ``COMMANDS``. Bad input (a spec, a key, a data set, a flag value)
-ends with status 2 and one line ``sagd: error: ...``, never a traceback.
+ends with status 2 and one line ``sagd: error: ...``, never a traceback. Run as a program, it
+first sets torch's CPU threads from the cores that are free (``sagd.threads``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import threads
 from .commands import compare, demo, eval, features, sample, spectrum, train
 
 COMMANDS = [train, sample, demo, spectrum, features, eval, compare]
@@ -33,6 +35,8 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # run as the program: torch's threads fit the free cores (from Python, the caller's stand)
+        threads.configure()
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as e:

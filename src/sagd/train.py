@@ -13,6 +13,7 @@ each process draws its own batches from generators seeded by ``(seed, process in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -25,13 +26,13 @@ import torch
 from accelerate import Accelerator
 from PIL import Image
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
-from . import checkpoint, diffusion, learning_order
+from . import checkpoint, diffusion, learning_order, threads
 from .config import TrainConfig, save_config
 from .data import DatasetNotFoundError, corrupt_band, load_dataset, random_batches
 from .diffusion.parametrization import sample_time
 from .models import Network, drop_labels, guided_denoiser
+from .progress import Progress, SlowdownWatch
 from .spectral import SpectralCovariance, from_spec
 
 STREAMS = ("data", "time", "noise")
@@ -291,9 +292,9 @@ class Trainer:
             save_config(cfg, self.dir / "config.yaml")
             truncate_metrics(self.dir / METRICS, self.step)
         acc.init_trackers("sagd")
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not acc.is_main_process,
-                   dynamic_ncols=True)
+        bar = Progress(cfg.steps, self.step, cfg.max_minutes, disable=not acc.is_main_process)
         self.started = time.time()
+        self.slowdown = SlowdownWatch()
         window = Window()
         saved = self.step
         probing = self.probe is not None and acc.is_main_process
@@ -301,15 +302,18 @@ class Trainer:
             self.log_probe()
         while self.step < cfg.steps and not self.out_of_time():
             window.add(self.train_step())
-            bar.update(1)
+            bar.update(self.step)
             if probing and self.step % cfg.probe_every == 0:
-                self.log_probe()
+                with window.paused():
+                    self.log_probe()
             if self.step % cfg.log_every == 0:
                 self.log_window(window, bar)
             if self.step % cfg.sample_every == 0 and acc.is_main_process:
-                self.sample_grid()
+                with window.paused():
+                    self.sample_grid()
             if self.step % cfg.checkpoint_every == 0:
-                self.save()
+                with window.paused():
+                    self.save()
                 saved = self.step
         if window.steps:
             self.log_window(window, bar)
@@ -326,16 +330,17 @@ class Trainer:
             torch.distributed.destroy_process_group()
         return self.dir
 
-    def log_window(self, window: "Window", bar) -> None:
-        """Log the mean loss and the throughput since the last record, then reset ``window``."""
+    def log_window(self, window: "Window", bar: Progress) -> None:
+        """Log the mean loss and the training throughput since the last record, then reset ``window``."""
         loss = self.acc.reduce(window.loss / window.steps, "mean").item()
         images = self.cfg.batch_size * self.cfg.grad_accum * self.acc.num_processes * window.steps
-        self.log({"step": self.step, "loss": loss, "lr": learning_rate(self.cfg, self.step),
-                  "images_per_s": images / (time.time() - window.start)})
-        postfix = {"loss": f"{loss:.4f}"}
-        if self.cfg.max_minutes is not None:  # the step count is only a cap: show the budget
-            postfix["left"] = f"{max(0.0, 60 * self.cfg.max_minutes - (time.time() - self.started)) / 60:.1f}min"
-        bar.set_postfix(postfix)
+        images_per_s = images / (time.time() - window.start)
+        record = {"step": self.step, "loss": loss, "lr": learning_rate(self.cfg, self.step), "images_per_s": images_per_s}
+        if self.acc.device.type == "cpu":
+            record["threads"] = torch.get_num_threads()
+            self.slowdown(images_per_s, threads.advice())
+        self.log(record)
+        bar.update(self.step, loss=f"{loss:.4f}")
         window.reset()
 
 
@@ -350,6 +355,13 @@ class Window:
 
     def add(self, loss: torch.Tensor) -> None:
         self.loss, self.steps = self.loss + loss, self.steps + 1
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Leave the time spent inside (sampling, checkpoints) out of the window's throughput."""
+        start = time.time()
+        yield
+        self.start += time.time() - start
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
