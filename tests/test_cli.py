@@ -160,3 +160,29 @@ def test_spectrum_writes_its_plots(tmp_path, capsys):
     for folder in ("a", "b"):
         for name in ("weights.png", "noise.png", "snr.png"):
             assert (tmp_path / folder / name).stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------- demo
+def test_demo_scores_its_samples_and_says_how_far_it_got(tmp_path, monkeypatch, capsys):
+    from sagd.commands import demo
+
+    monkeypatch.setattr(demo, "FID_SAMPLES", 64)
+    monkeypatch.setenv("SAGD_CACHE", str(tmp_path / "cache"))
+    sagd("demo", "--dataset", "digits", "--minutes", 0.03, "--out", tmp_path / "demo")
+    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    steps = checkpoint.load_state(checkpoint.latest(tmp_path / "demo"))["step"]
+    assert record["steps"] == steps >= 1 and record["fid_samples"] == 64 and record["fid"] > 0
+    assert record["reference_runs"] == []  # the committed references are Fashion-MNIST's
+    assert all((tmp_path / "demo" / f).is_file() for f in ("samples.png", "spectra.png", "fid.png"))
+    out = capsys.readouterr().out
+    assert f"trained {steps} steps" in out and f"in-domain FID {record['fid']:.1f}" in out
+
+
+def test_demo_references_are_the_committed_fashion_mnist_runs():
+    from sagd.commands.demo import RESULTS, reference_runs
+
+    features = json.loads((RESULTS / "equal_compute.json").read_text())["features"]
+    runs = {(r["spectrum"], r["steps"], r["batch_size"]): r["fid"] for r in reference_runs(features)}
+    assert runs[("power_law:alpha=-0.5", 3000, 64)] == pytest.approx(13.32, abs=0.01)  # the demo's spectrum
+    assert runs[("isotropic", 300, 64)] > runs[("isotropic", 3000, 64)]
+    assert reference_runs("pixels") == []
