@@ -1,4 +1,4 @@
-"""Closed-form Gaussian oracles (SAGD.md §7): exact denoisers and densities, no training.
+"""Closed-form Gaussian oracles (docs/method.md §9): exact denoisers and densities, no training.
 
 Written with ``torch.fft.fftn`` directly, independently of ``SpectralCovariance``'s rfft code.
 """

@@ -1,4 +1,4 @@
-"""PF-ODE likelihood against the closed-form Gaussian log-density (SAGD.md §6–7)."""
+"""PF-ODE likelihood against the closed-form Gaussian log-density (docs/method.md §8–9)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The forward process, schedules, parametrisations and the training objective (SAGD.md §2–3)."""
+"""The forward process, schedules, parametrisations and the training objective (docs/method.md §4–5)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Every sampler against the closed-form Gaussian oracles (SAGD.md §7), and selective omission (§5)."""
+"""Every sampler against the closed-form Gaussian oracles (docs/method.md §9), and selective omission (§7)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Properties of the spectral operator (SAGD.md §1) and its profiles."""
+"""Properties of the spectral operator (docs/method.md §2–3) and its profiles."""
 
 import math
 
@@ -106,7 +106,7 @@ def test_power_law_follows_the_paper():
 
 
 def test_paper_dc_quirk():
-    """k0=1e-10: the DC weight dwarfs every other bin (SAGD.md §0)."""
+    """k0=1e-10: the DC weight dwarfs every other bin (docs/method.md §10)."""
     w = spectral.power_law((1, 32, 32), alpha=-0.06, k0=1e-10).weights[0]
     others = w.flatten()[1:]
     assert w[0, 0] / others.mean() > 3.0

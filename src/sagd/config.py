@@ -27,7 +27,7 @@ MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 @dataclass
 class Corruption:
-    """Band-confined noise added to every training batch: ``x + gamma · e[low, high]`` (SAGD.md §0)."""
+    """Band-confined noise added to every training batch: ``x + gamma · e[low, high]`` (docs/method.md §7, §10)."""
 
     low: float
     high: float

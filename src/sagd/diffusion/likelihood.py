@@ -1,4 +1,4 @@
-"""Likelihood by the probability-flow ODE (SAGD.md §6).
+"""Likelihood by the probability-flow ODE (docs/method.md §8).
 
 ``log p_0(x) = log p_1(x_1) + ∫_{t_0}^{1} div v(x_t, t) dt`` along the PF-ODE
 ``dx/dt = v = ½ β_t [(x - α_t D) / σ_t² - x]``, integrated from the data at ``t_0`` to ``t = 1``

@@ -1,4 +1,4 @@
-"""Network parametrisations and the training objective (SAGD.md §3).
+"""Network parametrisations and the training objective (docs/method.md §5).
 
 A network ``model(x_t, t)`` predicts one of:
 
@@ -84,7 +84,7 @@ def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "
     """The denoising objective ``E ‖model(x_t, t) - target‖²`` for a batch ``x0`` ``(B, C, *spatial)``.
 
     For ``eps`` the error is projected onto the support (off it ε never reaches ``x_t`` and is
-    unlearnable). ``omission`` matters only when a band is outside the support (SAGD.md §5):
+    unlearnable). ``omission`` matters only when a band is outside the support (docs/method.md §7):
     ``"noise_only"`` masks the noise alone (the paper's literal form), ``"project"`` also removes
     the band from ``x0`` so that training inputs look like what samplers produce.
     ``reduction="none"`` gives one value per sample, shape ``(B,)``.

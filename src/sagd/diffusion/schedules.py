@@ -1,4 +1,4 @@
-"""Noise schedules in continuous time ``t ∈ [0, 1]`` for the VP process (SAGD.md §2).
+"""Noise schedules in continuous time ``t ∈ [0, 1]`` for the VP process (docs/method.md §4).
 
 A schedule is a log-SNR function ``λ(t) = log(α_t² / σ_t²)``, decreasing in ``t``, with its
 inverse and derivative. ``α_t² = sigmoid(λ)``, ``σ_t² = sigmoid(-λ)``.

@@ -1,6 +1,6 @@
 """Spectral metrics of image sets: power spectra, RAPS, log-spectral distance, band energy, SNR.
 
-Conventions follow ``sagd.spectral`` (SAGD.md §1): the orthonormal DFT over the spatial axes,
+Conventions follow ``sagd.spectral`` (docs/method.md §1): the orthonormal DFT over the spatial axes,
 frequencies ``|k|`` in cycles per pixel (Nyquist 0.5, 2-D corner √2/2), or ``unit="nyquist"``
 (``|k| / 0.5``). With the orthonormal DFT white noise of variance 1 has power 1 at every
 frequency, and ``N(0, Σ)`` samples have expected power ``w(k)`` (``cov.weights``).
@@ -94,7 +94,7 @@ def band_energy(images, low: float, high: float, unit: str = "nyquist") -> float
 
     Energy is ``Σ_k |x̂(k)|²`` over the band's frequencies (full grid, summed over channels), so
     by Parseval the band ``[0, ∞)`` gives ``Σ x²``. ``unit`` defaults to ``"nyquist"``, the
-    reading of the paper's omission bands (SAGD.md §0). ``images``: ``(N, C, H, W)``.
+    reading of the paper's omission bands (docs/method.md §10). ``images``: ``(N, C, H, W)``.
     """
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
@@ -108,7 +108,7 @@ def band_energy(images, low: float, high: float, unit: str = "nyquist") -> float
 def relative_band_energy(samples, reference, low: float, high: float, unit: str = "nyquist") -> float:
     """``band_energy(samples) / band_energy(reference)`` in the band ``[low, high]``.
 
-    For selective omission (SAGD.md §5): the samples' energy in the corrupted band relative to
+    For selective omission (docs/method.md §7): the samples' energy in the corrupted band relative to
     the clean data's (≈ 1: band reproduced; ≈ 0: band empty) or the corrupted data's.
     """
     ref = band_energy(reference, low, high, unit)
@@ -118,7 +118,7 @@ def relative_band_energy(samples, reference, low: float, high: float, unit: str 
 
 
 def snr_curves(proc, data_power, ts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Radially averaged per-frequency SNR ``α_t² P(k) / (σ_t² w(k))`` of the forward process (SAGD.md §2).
+    """Radially averaged per-frequency SNR ``α_t² P(k) / (σ_t² w(k))`` of the forward process (docs/method.md §4).
 
     Args:
         proc: a ``VPProcess`` (``proc.alpha``, ``proc.sigma``, ``proc.cov.weights``).
