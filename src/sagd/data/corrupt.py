@@ -1,4 +1,4 @@
-"""Band-confined corruption for the selective-omission experiment (SAGD.md §0, §5)."""
+"""Band-confined corruption for the selective-omission experiment (docs/method.md §7, §10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The forward process ``q(x_t | x_0) = N(α_t x_0, σ_t² Σ)`` (SAGD.md §2)."""
+"""The forward process ``q(x_t | x_0) = N(α_t x_0, σ_t² Σ)`` (docs/method.md §4)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ class VPProcess:
         """Make a denoiser output exact off the support: there ``x_t = α_t x_0``, so ``E[x_0|x_t] = x_t / α_t``.
 
         The identity with full support. With a band outside the support this is what keeps every
-        sampler's output free of content in that band whatever the network returns (SAGD.md §5).
+        sampler's output free of content in that band whatever the network returns (docs/method.md §7).
         """
         if self.cov.full_support:
             return d

@@ -2,7 +2,7 @@
 
 Frequencies are in cycles per sample (``torch.fft.fftfreq``): the Nyquist frequency is 0.5 on
 every axis and the corner of a 2-D grid lies at ``sqrt(2)/2``. ``unit="nyquist"`` divides by 0.5,
-the paper's second reading of its band cutoffs (SAGD.md §0).
+the paper's second reading of its band cutoffs (docs/method.md §10).
 """
 
 from __future__ import annotations
