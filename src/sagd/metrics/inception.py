@@ -197,7 +197,7 @@ class InceptionFeatures(FeatureExtractor):
 
     Args:
         feature: ``"2048"`` (pool3, the standard FID), ``"768"`` (the block the paper uses for its
-            non-ImageNet datasets, SAGD.md §0), ``"192"`` or ``"64"``.
+            non-ImageNet datasets, docs/method.md §10), ``"192"`` or ``"64"``.
         weights_path: the TorchScript file; default ``default_inception_weights()``.
         device: where the network runs.
         network: an ``InceptionV3`` to share between taps (then ``weights_path``, ``device`` are its own).
