@@ -118,14 +118,14 @@ def fid_plot(demo: dict, references: list[dict], path: Path) -> None:
     for spectrum in sorted({r["spectrum"] for r in references}):
         rows = [r for r in references if r["spectrum"] == spectrum]
         a.plot([r["steps"] * r["batch_size"] for r in rows], [r["fid"] for r in rows], "o--", ms=5,
-               label=f"longer run, {spectrum}")
+               label=f"{spectrum}: " + ", ".join(f"{r['fid']:.1f}" for r in rows))
     a.plot([demo["steps"] * demo["batch_size"]], [demo["fid"]], "*", ms=14, color="crimson",
-           label=f"this demo, {demo['spectrum']}")
+           label=f"this demo, {demo['spectrum']}: {demo['fid']:.1f}")
     a.set_xscale("log")
     a.set(xlabel="training images seen (steps × batch)", ylabel=f"FID ({demo['fid_samples']} samples)",
           title=f"in-domain FID against the test split: {demo['fid']:.1f}\nafter {demo['steps']} steps "
                 f"in {demo['minutes']:g} min")
-    a.legend(fontsize=8)
+    a.legend(fontsize=8, title="tiny UNet on Fashion-MNIST" if references else None, title_fontsize=8)
     save(fig, path)
 
 
