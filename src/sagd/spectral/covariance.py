@@ -1,4 +1,4 @@
-"""``SpectralCovariance``: a covariance that is diagonal in the Fourier basis (SAGD.md §1).
+"""``SpectralCovariance``: a covariance that is diagonal in the Fourier basis (docs/method.md §2).
 
 ``Σ = Fᴴ diag(w) F`` with ``F`` the orthonormal DFT over the spatial axes, per channel. Every
 operator is one ``rfftn``, a multiplication by a function of ``w`` on the half grid, and one
@@ -25,7 +25,7 @@ class SpectralCovariance:
             in ``k``, not all zero in any channel.
         normalize: rescale every channel to mean weight 1 (``tr Σ = d``, the total noise power of
             isotropic diffusion). ``False`` keeps the weights as given (reproduction of the
-            paper's two-band energy confound, SAGD.md §0).
+            paper's two-band energy confound, docs/method.md §10).
         components: how the paper draws this noise, for ``VPProcess(noise="per_draw")``: pairs
             ``(mask, amplitude)`` with ``mask`` ``(C, *spatial)`` in {0, 1} and ``amplitude`` ``(C,)``;
             a draw is ``Σ_b amplitude_b · f_b / std(f_b)`` with ``f_b`` white noise restricted to
@@ -105,7 +105,7 @@ class SpectralCovariance:
         """``log det Σ = Σ_k log w(k)`` over the support (float64 scalar).
 
         With full support this is the log-determinant; otherwise it is the log
-        pseudo-determinant, the one the density on the support uses (SAGD.md §6).
+        pseudo-determinant, the one the density on the support uses (docs/method.md §8).
         """
         w = self._w
         return torch.log(w[w > 0]).sum()
@@ -176,7 +176,7 @@ class SpectralCovariance:
         first component filters ``eps``; later ones filter fresh white noise from ``generator``.
 
         One component (every profile but ``two_band``): ``Σ^{1/2} ε / std``. ``two_band``
-        normalises each band, then mixes with ``γ_l, γ_h`` (SAGD.md §0), so its energy confound
+        normalises each band, then mixes with ``γ_l, γ_h`` (docs/method.md §10), so its energy confound
         survives. In expectation the per-frequency variance of the result is ``w`` exactly for
         ``two_band`` and close to ``w`` (up to the DC bin) for the others.
         """

@@ -1,4 +1,4 @@
-"""Spectral profiles (SAGD.md §1): each returns a normalised ``SpectralCovariance``.
+"""Spectral profiles (docs/method.md §3): each returns a normalised ``SpectralCovariance``.
 
 Compose with ``*`` (weights multiply, then renormalise to mean 1 per channel). ``shape`` is the
 sample shape ``(C, *spatial)``; radial profiles use ``|k|`` in cycles per sample unless
@@ -52,7 +52,7 @@ def power_law(shape: Sequence[int], alpha: float, k0: float | None = None) -> Sp
     ``α < 0`` puts more noise at low frequencies, ``α > 0`` at high ones (the paper's sign).
     ``k0`` defaults to one frequency bin (``1 / max(spatial)``), which keeps the DC weight
     in line with its neighbours; ``k0=1e-10`` is the paper's exact form, whose DC weight is
-    far from every other bin (SAGD.md §0, "the DC quirk").
+    far from every other bin (docs/method.md §10, "the DC quirk").
     """
     shape = check_shape(shape)
     alpha = _check_number("alpha", alpha)
@@ -100,7 +100,7 @@ def band_stop(
 ) -> SpectralCovariance:
     """No noise on ``low <= |k| <= high`` (``floor`` there), optional raised-cosine ``edge``.
 
-    With ``floor=0`` the band is outside the support: selective omission (SAGD.md §5).
+    With ``floor=0`` the band is outside the support: selective omission (docs/method.md §7).
     """
     shape, low, high, edge, floor, r = _band_args(shape, low, high, edge, floor, unit)
     w = 1 - (1 - floor) * _band_mask(r, low, high, edge)
@@ -160,7 +160,7 @@ def two_band(
     on a band's ``m`` non-DC frequencies, more on DC. ``normalize=False`` keeps the paper's noise
     energy (about ``γ_l² + γ_h²``, 0.5 for 0.5/0.5: an energy confound); the default renormalises
     to mean 1. ``VPProcess(noise="per_draw")`` draws it as the paper does, band by band.
-    ``unit`` defaults to ``"nyquist"``, the reading the paper's examples need (SAGD.md §0). The
+    ``unit`` defaults to ``"nyquist"``, the reading the paper's examples need (docs/method.md §10). The
     closed bands miss the corners beyond the Nyquist radius and share their edges with a closed
     corruption band: ``omission`` is the exact complement of ``corrupt_band``'s band.
     """
@@ -193,7 +193,7 @@ def omission(
     """Selective omission of the closed band ``low <= |k| <= high``: the two-band mixture on
     ``|k| < low`` and ``|k| > high`` (corners included), the exact complement of
     ``data.corrupt_band(x, low, high)``. Drawn and weighted as ``two_band``; with ``low = 0`` only
-    the high band remains. SAGD.md §5.
+    the high band remains. docs/method.md §7.
     """
     shape = check_shape(shape)
     gamma_low = _check_number("gamma_low", gamma_low, low=0.0)
