@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv data test demo bench bench-smoke bench-cpu bench-gpu results clean
+.PHONY: venv data test faults demo bench bench-smoke bench-cpu bench-gpu results clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ data:
 
 test: venv data
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
+
+# docs/faults.md: the fault tests' table of faults and outcomes
+faults: venv data
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/test_faults_*.py --faults-md docs/faults.md
 
 demo: venv data
 	$(BIN)/sagd demo --out runs/demo

@@ -10,3 +10,5 @@ import torch
 if not os.environ.get("OMP_NUM_THREADS"):
     torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).parent))  # the oracles module
+
+pytest_plugins = ("fault_table",)  # the `fault` fixture and `--faults-md` (docs/faults.md)

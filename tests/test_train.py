@@ -67,7 +67,7 @@ def test_keep_last_n(tmp_path):
         checkpoint.save(tmp_path, step, *small_checkpoint(step), keep=2)
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["step_00000003", "step_00000004"]
     latest = checkpoint.latest(tmp_path)
-    assert checkpoint.load_state(latest) == {"note": "x", "step": 4}
+    assert {k: checkpoint.load_state(latest)[k] for k in ("note", "step", "format")} == {"note": "x", "step": 4, "format": 1}
     assert torch.equal(checkpoint.load_tensors(latest, "model")["w"], torch.full((3,), 4.0))
 
 

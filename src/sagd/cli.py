@@ -2,8 +2,10 @@
 
 Each subcommand is a module of ``sagd.commands`` with ``register(subparsers)`` and ``run(args)``;
 adding one is adding it to ``COMMANDS``. Bad input (a spec, a key, a data set, a flag value)
-ends with status 2 and one line ``sagd: error: ...``, never a traceback. Run as a program, it
-first sets torch's CPU threads from the cores that are free (``sagd.threads``).
+ends with status 2 and one line ``sagd: error: ...``, never a traceback; a run that stops early
+(``stops.Stopped``: a signal, a non-finite step, a failed write) with one line ``sagd: stopped: ...``
+and its own status (``128 + signal`` after a signal, else 1).
+Run as a program, it first sets torch's CPU threads from the cores that are free (``sagd.threads``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 
 from . import threads
 from .commands import compare, demo, eval, features, sample, spectrum, train
+from .stops import Stopped
 
 COMMANDS = [train, sample, demo, spectrum, features, eval, compare]
 
@@ -40,9 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as e:
-        message = " ".join(str(e).split())
-        parser.exit(2, f"sagd: error: {message}\n")
+        parser.exit(2, f"sagd: error: {one_line(e)}\n")
+    except Stopped as e:  # a run ended early but cleanly (a signal, a NaN, a failed write): its own status
+        parser.exit(e.status, f"sagd: stopped: {one_line(e)}\n")
+    except OSError as e:  # a write that failed outside a training run (e.g. a full disk while sampling)
+        parser.exit(1, f"sagd: error: {one_line(e)}\n")
     return 0
+
+
+def one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 if __name__ == "__main__":

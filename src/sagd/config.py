@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .checkpoint import write_text_atomic
 from .data import parse_dataset_spec
 from .diffusion import METHODS, PREDICTIONS
 from .diffusion.parametrization import OMISSIONS
@@ -66,12 +67,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    skip_nonfinite: int = 0  # drop up to this many consecutive steps with a NaN/inf loss or gradient; 0: stop
     mixed_precision: str = "auto"
     seed: int = 0
     # logging, samples, checkpoints
     log_every: int = 50
     sample_every: int = 1000
     checkpoint_every: int = 1000
+    checkpoint_minutes: float | None = 15.0  # also checkpoint after this much wall-clock time; null: steps only
     keep_checkpoints: int = 3
     sample_n: int = 64
     sample_method: str = "ddim"
@@ -102,7 +105,7 @@ class TrainConfig:
         for key in ("lr", "grad_clip"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"config {key}: must be > 0, got {getattr(self, key)}")
-        for key in ("warmup", "weight_decay", "probe_every"):
+        for key in ("warmup", "weight_decay", "probe_every", "skip_nonfinite"):
             if getattr(self, key) < 0:
                 raise ValueError(f"config {key}: must be >= 0, got {getattr(self, key)}")
         for key in ("ema_decay", "label_dropout"):
@@ -112,8 +115,9 @@ class TrainConfig:
             raise ValueError(f"config sample_clip: must be > 0 or null, got {self.sample_clip}")
         if self.pad_to is not None and self.pad_to < 1:
             raise ValueError(f"config pad_to: must be >= 1 or null, got {self.pad_to}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"config max_minutes: must be > 0, got {self.max_minutes}")
+        for key in ("max_minutes", "checkpoint_minutes"):
+            if getattr(self, key) is not None and not getattr(self, key) > 0:
+                raise ValueError(f"config {key}: must be > 0 or null, got {getattr(self, key)}")
         if self.corrupt is not None:
             if self.corrupt.unit not in UNITS:
                 raise ValueError(f"config corrupt.unit: must be one of {', '.join(UNITS)}, got {self.corrupt.unit!r}")
@@ -189,4 +193,5 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML, atomically (a resumed run rewrites its config.yaml; a kill must not cut it)."""
+    write_text_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -9,6 +9,11 @@ Every random draw comes from three explicit generators per process (batches, tim
 dropout, diffusion noise) whose states are checkpointed, so ``train(cfg, resume=True)`` continues
 bit-for-bit on CPU. The same code runs under ``accelerate launch`` with any number of processes;
 each process draws its own batches from generators seeded by ``(seed, process index)``.
+
+Faults end well (docs/faults.md): SIGTERM or SIGINT finishes the step, checkpoints and stops
+(``stops``); checkpoints are also written every ``checkpoint_minutes``; a non-finite loss or
+gradient norm is never applied (``finite.StepGuard``); ``resume=True`` takes the newest intact
+checkpoint that belongs to the config (``resume.find``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import dataclasses
 import importlib.util
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +33,7 @@ from accelerate import Accelerator
 from PIL import Image
 from torch.optim.swa_utils import AveragedModel
 
-from . import checkpoint, diffusion, learning_order, threads
+from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
 from .config import TrainConfig, save_config
 from .data import DatasetNotFoundError, corrupt_band, load_dataset, random_batches
 from .diffusion.parametrization import sample_time
@@ -97,6 +103,7 @@ def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, m
     x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method=method,
                          steps=steps, generator=generator, device=device, progress=progress)
     net.train(was_training)
+    finite.check_samples(x, net)
     return x, labels
 
 
@@ -126,10 +133,18 @@ def held_out(cfg: TrainConfig, train_images: torch.Tensor) -> torch.Tensor:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after ``step`` (logged after the checkpoint a resumed run restarts from)."""
+    """Drop records after ``step`` (logged after the checkpoint a resumed run restarts from), and a last line
+    cut short by a kill; rewritten atomically."""
     if path.is_file():
-        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in keep))
+        keep = [line for line in path.read_text().splitlines() if _step_of(line) is not None and _step_of(line) <= step]
+        checkpoint.write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -144,7 +159,7 @@ class Trainer:
             log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None,
             project_dir=str(self.dir),
         )
-        ckpt = checkpoint.latest(self.dir) if resume else None
+        ckpt = self._find_checkpoint() if resume else None
         if not resume and checkpoint.list_checkpoints(self.dir):
             raise ValueError(f"{str(self.dir)!r} already holds checkpoints: resume it with --resume {self.dir} or choose another --out")
         device = self.acc.device
@@ -154,6 +169,9 @@ class Trainer:
             raise ValueError(f"class_conditional needs labels, and dataset {cfg.dataset!r} has none")
         self.cov = (SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance")) if ckpt
                     else covariance(cfg, data.images))
+        if self.cov.shape != data.shape:
+            raise ValueError(f"checkpoint file {str(ckpt / 'covariance.safetensors')!r} is for images of shape "
+                             f"{self.cov.shape}, the data set {cfg.dataset!r} has {data.shape}")
         self.proc = diffusion.VPProcess(self.cov, cfg.schedule, cfg.noise)
         labelled = cfg.class_conditional
         self.data = dataclasses.replace(data, images=data.images.to(device),
@@ -165,7 +183,7 @@ class Trainer:
         self.gens = generators(cfg.seed, self.acc.process_index, device)
         self.step = 0
         if ckpt:
-            net.load_state_dict(checkpoint.load_tensors(ckpt, "model"))
+            resuming.load_into(net, ckpt, "model")
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.net, self.opt = self.acc.prepare(net, opt)
         self.ema = ema_model(self.acc.unwrap_model(self.net), cfg.ema_decay)
@@ -174,24 +192,52 @@ class Trainer:
         self.batches = random_batches(self.data, cfg.batch_size, self.gens["data"])
         self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images).to(device), seed=cfg.seed)
                       if cfg.probe_every else None)
+        self.guard = finite.StepGuard(cfg.skip_nonfinite, self.acc.reduce, self.say, self.newest_checkpoint_hint)
+        self.applied = True  # whether the last optimizer step passed the guard
+        self.signals: stops.StopSignals | None = None  # set by train(): SIGTERM / SIGINT stop after a checkpoint
+        self.stopping = False
+        self.saved_at = time.time()
+        self.bar = None
 
     # ------------------------------------------------------------------ checkpoints
+    def say(self, message: str) -> None:
+        """One line on stderr from the main process."""
+        if self.acc.is_main_process:
+            tqdm.write(message, file=sys.stderr)
+
+    def _find_checkpoint(self) -> Path | None:
+        ckpt = resuming.find(self.dir, self.cfg.to_dict(), self.say, required=False)
+        self.say(f"sagd: resuming {str(self.dir)!r} from {ckpt.name}" if ckpt else
+                 f"sagd: {str(self.dir)!r} has no checkpoint yet: starting it from step 0")
+        return ckpt
+
     def _restore(self, ckpt: Path) -> None:
         state = checkpoint.load_state(ckpt)
+        resuming.require(state, ckpt, ("processes", "optimizer", "ema_updates"))
         if state["processes"] != self.acc.num_processes:
             raise ValueError(f"checkpoint {str(ckpt)!r} was written by {state['processes']} processes; "
                              f"resume it with the same number (got {self.acc.num_processes})")
         self.step = state["step"]
-        self.opt.load_state_dict(checkpoint.unflatten_optimizer(checkpoint.load_tensors(ckpt, "optimizer"),
-                                                                state["optimizer"]))
-        self.ema.module.load_state_dict(checkpoint.load_tensors(ckpt, "ema"))
-        self.ema.n_averaged.fill_(state["ema_updates"])
+        resuming.load_into(self.ema.module, ckpt, "ema")
         rng = checkpoint.load_tensors(ckpt, "rng")
-        for name, g in self.gens.items():
-            g.set_state(rng[f"{name}.{self.acc.process_index}"])
+        try:
+            self.opt.load_state_dict(checkpoint.unflatten_optimizer(checkpoint.load_tensors(ckpt, "optimizer"),
+                                                                    state["optimizer"]))
+            self.ema.n_averaged.fill_(state["ema_updates"])
+            for name, g in self.gens.items():
+                g.set_state(rng[f"{name}.{self.acc.process_index}"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise checkpoint.DamagedCheckpoint(f"checkpoint {str(ckpt)!r} does not fit this run "
+                                               f"(optimizer, EMA count or generator states): {e!r:.200}") from None
 
     def save(self) -> None:
-        """Write a checkpoint at the current step (collective: every process must call it)."""
+        """Write a checkpoint at the current step (collective: every process must call it); refuses
+        non-finite weights, which would replace the last good checkpoint."""
+        weights = self.acc.unwrap_model(self.net).state_dict()
+        if finite.nonfinite_entries(weights) or finite.nonfinite_entries(self.ema.module.state_dict()):
+            raise stops.Stopped(f"step {self.step}: the weights are no longer finite: no checkpoint written"
+                                f"{self.newest_checkpoint_hint()}")
+        self.saved_at = time.time()
         states = torch.stack([g.get_state() for g in self.gens.values()]).to(self.acc.device)
         states = self.acc.gather(states[None]).cpu()  # (processes, streams, state bytes)
         if not self.acc.is_main_process:
@@ -201,7 +247,7 @@ class Trainer:
         checkpoint.save(
             self.dir, self.step,
             {
-                "model": self.acc.unwrap_model(self.net).state_dict(),
+                "model": weights,
                 "ema": self.ema.module.state_dict(),
                 "optimizer": opt_tensors,
                 "rng": rng,
@@ -236,17 +282,23 @@ class Trainer:
                                   omission=cfg.omission)
             self.acc.backward(loss)
             if self.acc.sync_gradients:
-                self.acc.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-            self.opt.step()
+                norm = self.acc.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+                # fp16's GradScaler skips overflowing steps itself: only the loss is checked then
+                self.applied = self.guard.allows(self.step, loss, None if self.acc.scaler else norm)
+                if self.applied:
+                    self.opt.step()
             self.opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    def train_step(self) -> torch.Tensor:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss."""
+    def train_step(self) -> torch.Tensor | None:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss
+        (``None`` when ``StepGuard`` dropped the step)."""
         self.step += 1
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step)
         loss = sum(self.micro_step() for _ in range(self.cfg.grad_accum)) / self.cfg.grad_accum
+        if not self.applied:
+            return None
         self.ema.update_parameters(self.acc.unwrap_model(self.net))
         return loss
 
@@ -292,7 +344,7 @@ class Trainer:
             save_config(cfg, self.dir / "config.yaml")
             truncate_metrics(self.dir / METRICS, self.step)
         acc.init_trackers("sagd")
-        bar = Progress(cfg.steps, self.step, cfg.max_minutes, disable=not acc.is_main_process)
+        bar = self.bar = Progress(cfg.steps, self.step, cfg.max_minutes, disable=not acc.is_main_process)
         self.started = time.time()
         self.slowdown = SlowdownWatch()
         window = Window()
@@ -311,10 +363,12 @@ class Trainer:
             if self.step % cfg.sample_every == 0 and acc.is_main_process:
                 with window.paused():
                     self.sample_grid()
-            if self.step % cfg.checkpoint_every == 0:
+            if self.step % cfg.checkpoint_every == 0 or self.checkpoint_due():
                 with window.paused():
                     self.save()
                 saved = self.step
+            if self.stopping:
+                self.stop(window, bar)
         if window.steps:
             self.log_window(window, bar)
         if probing and self.step % cfg.probe_every:
@@ -325,10 +379,43 @@ class Trainer:
         if acc.is_main_process and not (self.dir / SAMPLES / f"step_{self.step:08d}.png").exists():
             self.sample_grid()
         acc.wait_for_everyone()
-        acc.end_training()
+        self.close()
+        return self.dir
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.acc.end_training()
         if torch.distributed.is_initialized():  # an undestroyed process group can hang the interpreter's exit
             torch.distributed.destroy_process_group()
-        return self.dir
+
+    # ------------------------------------------------------------------ stopping early
+    def checkpoint_due(self) -> bool:
+        """Whether to checkpoint now, besides ``checkpoint_every``: a stop signal reached any process (sets
+        ``self.stopping``), or ``checkpoint_minutes`` passed since the last checkpoint. Agreed by all processes."""
+        minutes = self.cfg.checkpoint_minutes
+        flags = torch.tensor([float(self.signals is not None and self.signals.received is not None),
+                              float(minutes is not None and time.time() - self.saved_at > 60 * minutes)],
+                             device=self.acc.device)
+        flags = self.acc.reduce(flags, "sum").cpu()
+        self.stopping = bool(flags[0] > 0)
+        return bool(flags.any())
+
+    def stop(self, window: "Window", bar) -> None:
+        """After a stop signal and the checkpoint it asked for: log the last steps and raise ``Stopped``."""
+        if window.steps:
+            self.log_window(window, bar)
+        bar.close()
+        raise stops.after_signal(self.signals.received, f"after step {self.step}, checkpoint written; "
+                                                       f"{self.resume_hint()}")
+
+    def resume_hint(self) -> str:
+        n = self.acc.num_processes
+        return f"resume with: sagd train --resume {self.dir}" + (f" (same launcher, {n} processes)" if n > 1 else "")
+
+    def newest_checkpoint_hint(self) -> str:
+        found = checkpoint.list_checkpoints(self.dir)
+        return (f"; the newest checkpoint, {found[-1].name}, is untouched" if found else "")
 
     def log_window(self, window: "Window", bar: Progress) -> None:
         """Log the mean loss and the training throughput since the last record, then reset ``window``."""
@@ -353,8 +440,10 @@ class Window:
     def reset(self) -> None:
         self.loss, self.steps, self.start = 0.0, 0, time.time()
 
-    def add(self, loss: torch.Tensor) -> None:
-        self.loss, self.steps = self.loss + loss, self.steps + 1
+    def add(self, loss: torch.Tensor | None) -> None:
+        """Count one step; ``None`` (a step ``StepGuard`` dropped) adds no loss."""
+        if loss is not None:
+            self.loss, self.steps = self.loss + loss, self.steps + 1
 
     @contextlib.contextmanager
     def paused(self):
@@ -365,5 +454,19 @@ class Window:
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train ``cfg`` (continuing its newest checkpoint when ``resume``); returns the run folder."""
-    return Trainer(cfg.validate(), resume).run()
+    """Train ``cfg`` (continuing its newest intact checkpoint when ``resume``); returns the run folder.
+
+    Raises ``stops.Stopped`` (one line, an exit status) when the run ends early: a stop signal
+    (after a checkpoint), a non-finite step, a failed write.
+    """
+    trainer = Trainer(cfg.validate(), resume)
+    with stops.StopSignals() as trainer.signals:
+        try:
+            return trainer.run()
+        except stops.Stopped:
+            trainer.close()
+            raise
+        except OSError as e:  # a full disk, a lost mount: the checkpoints on disk are intact (written atomically)
+            trainer.close()
+            raise stops.Stopped(f"step {trainer.step}: a write failed: {e}{trainer.newest_checkpoint_hint()}; "
+                                f"{trainer.resume_hint()} once it can write again") from None

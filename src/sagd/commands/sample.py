@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checkpoint, diffusion
+from .. import checkpoint, diffusion, resume
 from ..config import load_config
 from ..diffusion import METHODS
 from ..models import Network
@@ -32,13 +32,18 @@ def register(subparsers) -> None:
 
 
 def load_ema(run_dir: str | Path, device="cpu") -> tuple[Network, diffusion.VPProcess, dict]:
-    """The EMA network (eval mode) and the process of ``run_dir``'s newest checkpoint, and its state."""
+    """The EMA network (eval mode) and the process of ``run_dir``'s newest intact checkpoint, and its state.
+
+    A damaged newer checkpoint is reported and skipped; a checkpoint of another run, or with
+    non-finite weights, is a ``ValueError`` naming the file (``resume``).
+    """
     cfg = load_config(Path(run_dir) / "config.yaml")
-    ckpt = checkpoint.latest(run_dir)
+    ckpt = resume.find(run_dir, cfg.to_dict(), checkpoint.report)
     state = checkpoint.load_state(ckpt)
+    resume.require(state, ckpt, ("num_classes",))
     cov = SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance"))
     net = Network(cfg.model, cov.shape, state["num_classes"])
-    net.load_state_dict(checkpoint.load_tensors(ckpt, "ema"))
+    resume.load_into(net, ckpt, "ema")
     return net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state
 
 

@@ -101,6 +101,12 @@ class SpectralCovariance:
     def full_support(self) -> bool:
         return self.rank == self.dim
 
+    @property
+    def spread(self) -> float:
+        """``max w / min w`` over the support: the condition number of ``Σ`` restricted to it."""
+        w = self._w[self._w > 0]
+        return float(w.max() / w.min())
+
     def logdet(self) -> torch.Tensor:
         """``log det Σ = Σ_k log w(k)`` over the support (float64 scalar).
 

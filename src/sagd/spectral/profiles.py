@@ -176,7 +176,10 @@ def two_band(
         _, lo, hi, _, _, r = _band_args(shape, lo, hi, 0.0, 0.0, unit)
         mask = _band_mask(r, lo, hi, 0.0)
         if mask.sum() == 0:
-            raise ValueError(f"{name}={band} ({unit}) contains no frequency of a {shape[1:]} grid")
+            near = ", ".join(f"{float(v):.4g}" for v in (r[r < lo].max() if (r < lo).any() else None,
+                                                          r[r > hi].min() if (r > hi).any() else None) if v is not None)
+            raise ValueError(f"{name}={band} ({unit}) contains no frequency of a {shape[1:]} grid "
+                             f"(the nearest frequencies are {near})")
         bands.append((f"{name}={band}", mask, gamma))
     return _mixture(shape, bands, normalize)
 
