@@ -40,7 +40,7 @@ def fault(request, tmp_path_factory):
         assert area in AREAS, area
         outcome = re.sub(base + r"/[^/'\s]+/", "", outcome.strip())
         outcome = re.sub(base + r"/[^/'\s]+", ".", outcome)
-        _ROWS.append((area, what, outcome, request.node.nodeid.split("::")[-1]))
+        _ROWS.append((area, what, outcome, request.node.originalname))
 
     return record
 

@@ -154,6 +154,7 @@ def latest(run_dir: str | Path, report: Callable[[str], None] = report) -> Path:
 
 _STATE_TYPES = {"step": int, "format": int, "files": dict, "processes": int, "ema_updates": int,
                 "optimizer": dict, "config": dict}
+_TYPE_NAMES = {int: "an integer", dict: "a JSON object"}
 
 
 def load_state(ckpt: str | Path) -> dict:
@@ -173,7 +174,7 @@ def load_state(ckpt: str | Path) -> dict:
                                 f"this sagd reads format {FORMAT}")
     for key, kind in _STATE_TYPES.items():
         if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
-            raise DamagedCheckpoint(f"checkpoint file {str(path)!r}: {key!r} must be a {kind.__name__}, "
+            raise DamagedCheckpoint(f"checkpoint file {str(path)!r}: {key!r} must be {_TYPE_NAMES[kind]}, "
                                     f"got {state[key]!r:.60}")
     if state.get("step") != int(ckpt.name[len(_PREFIX):]):
         raise DamagedCheckpoint(f"checkpoint file {str(path)!r}: 'step' is {state.get('step')!r} "

@@ -187,9 +187,12 @@ def load_config(path: str | Path) -> TrainConfig:
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return TrainConfig.from_dict(raw)
+    try:
+        return TrainConfig.from_dict(raw)
+    except ValueError as e:  # e.g. a run folder written by another version: name the file
+        raise ValueError(f"{str(path)!r}: {e}") from None
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -64,9 +64,11 @@ def load_into(module: torch.nn.Module, ckpt: Path, stem: str) -> None:
                                 f"{name!r}, {len(bad)} tensors affected): refusing to use them")
     try:
         module.load_state_dict(tensors)
-    except RuntimeError as e:
-        detail = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
-        raise DamagedCheckpoint(f"checkpoint file {path!r} does not fit this network: {detail}") from None
+    except RuntimeError as e:  # "Error(s) in loading state_dict ...:" then one line per kind of misfit
+        lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()] or [str(e)]
+        detail = next((line for line in lines if line.startswith("size mismatch")), lines[0])
+        raise DamagedCheckpoint(f"checkpoint file {path!r} does not fit this network: "
+                                f"{detail if len(detail) < 200 else detail[:200] + '...'}") from None
 
 
 def require(state: dict, ckpt: Path, keys: tuple[str, ...]) -> None:

@@ -206,7 +206,7 @@ class Trainer:
             tqdm.write(message, file=sys.stderr)
 
     def _find_checkpoint(self) -> Path | None:
-        ckpt = resuming.find(self.dir, self.cfg.to_dict(), self.say, required=False)
+        ckpt = resuming.find(self.dir, self.cfg.to_dict(), lambda m: self.say(f"sagd: {m}"), required=False)
         self.say(f"sagd: resuming {str(self.dir)!r} from {ckpt.name}" if ckpt else
                  f"sagd: {str(self.dir)!r} has no checkpoint yet: starting it from step 0")
         return ckpt
