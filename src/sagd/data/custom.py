@@ -7,6 +7,7 @@ Flips are off unless ``hflip=true``: whether they suit the content is the user's
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +19,37 @@ from .locate import DatasetNotFoundError
 from .transforms import to_nchw, to_unit_range
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GRAY_MODES = {"1", "L", "LA"}
+_8_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+"""PIL modes read faithfully as 8-bit gray or RGB; others (16-bit, 32-bit int or float pixels) are refused
+rather than clipped to 8 bits without a word."""
+_SKIPPED_SHOWN = 5
+
+
+class BadImage(ValueError):
+    """An image file that cannot be read as an 8-bit image; the message names it."""
 
 
 def _image_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def _is_gray(path: Path) -> bool:
-    with Image.open(path) as img:
-        return img.mode in _GRAY_MODES
+def _open(path: Path) -> Image.Image:
+    """``path`` decoded in full; ``BadImage`` naming the file when it is unreadable, truncated or of an odd mode."""
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise BadImage(f"image {str(path)!r} cannot be read ({type(e).__name__}: {e})") from None
+    if img.mode not in _8_BIT_MODES:
+        raise BadImage(f"image {str(path)!r} has PIL mode {img.mode!r} (16-bit, integer or float pixels), which "
+                       f"would be clipped to 8 bits; save it as an 8-bit gray or RGB image")
+    return img
 
 
-def _read(path: Path, mode: str, size: int | None) -> np.ndarray:
+def _read(img: Image.Image, mode: str, size: int | None) -> np.ndarray:
     """One image as uint8 ``(H, W)`` or ``(H, W, 3)``; with ``size``, centre-cropped square and resized."""
-    with Image.open(path) as img:
+    with img:
         img = img.convert(mode)
         if size is not None:
             side = min(img.size)
@@ -41,13 +58,16 @@ def _read(path: Path, mode: str, size: int | None) -> np.ndarray:
         return np.asarray(img)
 
 
-def folder(split: str, path: str, size: int | None = None, channels: int | None = None, hflip: bool = False) -> ImageData:
+def folder(split: str, path: str, size: int | None = None, channels: int | None = None, hflip: bool = False,
+           skip_bad: bool = False) -> ImageData:
     """Images under ``path``: ``(N, channels, H, W)`` (``H = W = size`` when given).
 
     Layouts: ``path/<class>/...`` (ImageFolder: sorted class folder names give labels 0, 1, ...)
     or a flat folder (unlabelled); ``path/<split>/`` is used when it exists. 8-bit images are
     read with PIL. ``channels`` defaults to 1 when every image is grayscale, else 3. Without
-    ``size`` every image must have the same height and width.
+    ``size`` every image must have the same height and width. An unreadable, truncated or
+    16-bit/float image is an error naming the file; ``skip_bad=true`` leaves such files out
+    instead, with one warning line on stderr.
     """
     directory = Path(path).expanduser()
     if not directory.is_dir():
@@ -56,16 +76,17 @@ def folder(split: str, path: str, size: int | None = None, channels: int | None 
         directory = directory / split
     classes = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
     files = [_image_files(d) for d in classes] if classes else [_image_files(directory)]
-    paths = [p for group in files for p in group]
-    if not paths:
+    if not any(files):
         raise DatasetNotFoundError(f"folder: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}")
-    if channels is None:
-        channels = 1 if all(_is_gray(p) for p in paths) else 3
-    if channels not in (1, 3):
+    if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if size is not None and size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    arrays = [_read(p, "L" if channels == 1 else "RGB", size) for p in paths]
+    files, arrays = _read_all(files, channels, size, skip_bad, directory)
+    if channels is None:  # 1 when every image is gray; else gray ones are replicated, as PIL's L -> RGB does
+        channels = 1 if all(a.ndim == 2 for a in arrays) else 3
+    if channels == 3:
+        arrays = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise ValueError(f"folder {directory}: images have different sizes {sorted(shapes)[:3]}...; pass size= to resize them")
@@ -74,6 +95,33 @@ def folder(split: str, path: str, size: int | None = None, channels: int | None 
         return ImageData(images, hflip=hflip)
     labels = torch.cat([torch.full((len(group),), k, dtype=torch.int64) for k, group in enumerate(files)])
     return ImageData(images, labels, len(classes), hflip=hflip)
+
+
+def _read_all(files: list[list[Path]], channels: int | None, size: int | None, skip_bad: bool,
+              directory: Path) -> tuple[list[list[Path]], list[np.ndarray]]:
+    """Read every file of ``files`` (groups of paths) as gray (``channels`` 1, or a gray image when ``None``) or
+    RGB; with ``skip_bad`` leave the bad ones out, saying so. Returns the files kept and their arrays."""
+    kept, arrays, bad = [], [], []
+    for group in files:
+        kept.append([])
+        for p in group:
+            try:
+                img = _open(p)
+                gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
+                arrays.append(_read(img, "L" if gray else "RGB", size))
+                kept[-1].append(p)
+            except BadImage as e:
+                if not skip_bad:
+                    raise ValueError(f"{e}; pass skip_bad=true to leave such files out") from None
+                bad.append(p)
+    if bad:
+        shown = ", ".join(str(p.relative_to(directory)) for p in bad[:_SKIPPED_SHOWN])
+        more = f" and {len(bad) - _SKIPPED_SHOWN} more" if len(bad) > _SKIPPED_SHOWN else ""
+        print(f"sagd: warning: folder {directory}: skipped {len(bad)} unreadable image(s): {shown}{more}",
+              file=sys.stderr)
+    if not arrays:
+        raise DatasetNotFoundError(f"folder: no readable image under {directory}")
+    return kept, arrays
 
 
 def npz(split: str, path: str, hflip: bool = False) -> ImageData:

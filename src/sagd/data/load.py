@@ -10,7 +10,7 @@ A spec is ``name`` or ``name:key=value,...`` (values may not contain commas). Na
 ``lfw``            (no keys) scikit-image's ``lfw_subset`` faces
 ``patches``        ``n=4096, size=32``: colour patches of scikit-image's photographs
 ``grf``            ``alpha=-1, size=16, channels=1, n=4096, seed=0``: Gaussian random fields
-``folder``         ``path`` (required), ``size``, ``channels=1|3``, ``hflip=false``
+``folder``         ``path`` (required), ``size``, ``channels=1|3``, ``hflip=false``, ``skip_bad=false``
 ``npz``            ``path`` (required), ``hflip=false``
 =================  ======================================================================
 """
@@ -39,7 +39,7 @@ DATASETS = tuple(_LOADERS)
 SPLITS = ("train", "test")
 _INTS = {"n", "size", "channels", "seed"}
 _FLOATS = {"alpha"}
-_BOOLS = {"hflip"}
+_BOOLS = {"hflip", "skip_bad"}
 
 
 def _value(spec: str, key: str, raw: str):
