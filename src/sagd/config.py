@@ -7,6 +7,7 @@ rejecting unknown keys and ill-typed values with a ``ValueError`` that names the
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,14 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check every value before any work starts; raises ``ValueError`` naming the key."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"config {f.name}: must be a finite number, got {value}")
+        if not self.out.strip():
+            raise ValueError("config out: must name a folder, got an empty string")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"config seed: must be in [0, 2**63), got {self.seed}")
         parse_spec(self.spectrum)
         parse_dataset_spec(self.dataset)
         for key, allowed in (
@@ -123,6 +132,8 @@ class TrainConfig:
                 raise ValueError(f"config corrupt.unit: must be one of {', '.join(UNITS)}, got {self.corrupt.unit!r}")
             if not 0 <= self.corrupt.low < self.corrupt.high:
                 raise ValueError(f"config corrupt: need 0 <= low < high, got low={self.corrupt.low}, high={self.corrupt.high}")
+            if not 0 <= self.corrupt.gamma < math.inf:
+                raise ValueError(f"config corrupt.gamma: must be a finite number >= 0, got {self.corrupt.gamma}")
         return self
 
     def to_dict(self) -> dict:
@@ -145,7 +156,7 @@ def _build(cls, raw, where: str):
         raise ValueError(f"{where}: expected a mapping of keys to values, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known, key=str)
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
     values = {key: _coerce(hints[key], value, f"{where} {key}") for key, value in raw.items()}
@@ -189,6 +200,8 @@ def load_config(path: str | Path) -> TrainConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ValueError(f"config {str(path)!r} is nested too deeply to be a config") from None
     try:
         return TrainConfig.from_dict(raw)
     except ValueError as e:  # e.g. a run folder written by another version: name the file

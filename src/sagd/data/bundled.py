@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .image_data import ImageData
+from .image_data import ImageData, check_size
 from .transforms import to_nchw, to_unit_range
 
 TEST_FRACTION = 0.2
@@ -63,6 +63,7 @@ def patches(split: str, n: int = 4096, size: int = 32) -> ImageData:
         if min(region.shape[:2]) < size:
             raise ValueError(f"size={size} is larger than the {split} region {region.shape[:2]} of {name!r}")
         regions.append(region)
+    check_size("patches", n, (3, size, size))
     rng = np.random.default_rng(0 if split == "train" else 1)
     positions = np.array([(r.shape[0] - size + 1) * (r.shape[1] - size + 1) for r in regions])
     which = rng.choice(len(regions), size=n, p=positions / positions.sum())

@@ -8,6 +8,20 @@ from dataclasses import dataclass
 import torch
 
 
+MAX_VALUES = 2**28
+"""The most values (``N·C·H·W``) a generated data set may hold: 1 GiB in float32."""
+
+
+def check_size(what: str, n: int, shape: tuple[int, ...]) -> None:
+    """Refuse, before allocating, a generated data set of ``n`` images of ``shape`` larger than ``MAX_VALUES``."""
+    values = n
+    for s in shape:
+        values *= s
+    if values > MAX_VALUES:
+        raise ValueError(f"{what}: n={n} images of shape {tuple(shape)} would hold {values:.3g} values; "
+                         f"the limit is {MAX_VALUES:,} (1 GiB of float32)")
+
+
 @dataclass(frozen=True)
 class ImageData:
     """Images of one split, ready for training.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import spectral
-from .image_data import ImageData
+from .image_data import ImageData, check_size
 
 GRF_STD = 1.0 / 3.0
 """Per-pixel standard deviation of ``grf`` data: ``power_law`` fields (variance 1) times ``GRF_STD``."""
@@ -22,6 +22,7 @@ def grf(split: str, alpha: float = -1.0, size: int = 16, channels: int = 1, n: i
     """
     if n < 1 or size < 1 or channels < 1:
         raise ValueError(f"n, size and channels must be >= 1, got n={n}, size={size}, channels={channels}")
+    check_size("grf", n, (channels, size, size))
     generator = torch.Generator().manual_seed(2 * seed + (split == "test"))
     cov = spectral.power_law((channels, size, size), alpha)
     images = GRF_STD * cov.sample(n, generator=generator, dtype=torch.float64)

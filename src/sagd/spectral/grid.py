@@ -13,18 +13,23 @@ from typing import Sequence
 import torch
 
 UNITS = ("cycles", "nyquist")
+MAX_VALUES = 2**26
+"""The most values ``C·∏spatial`` of one sample a spectrum is built for (its weights: 512 MiB of float64)."""
 
 
 def check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, ...]:
-    """Validate a sample shape ``(C, *spatial)``: at least one spatial axis, all sizes positive."""
+    """Validate a sample shape ``(C, *spatial)``: at least one spatial axis, all sizes positive, at most
+    ``MAX_VALUES`` values."""
     try:
         shape = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name} must be a tuple (C, *spatial) of positive ints, got {shape!r}") from None
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise ValueError(
             f"{name} must be (C, *spatial) with C >= 1 and at least one spatial axis of size >= 1, got {shape}"
         )
+    if math.prod(shape) > MAX_VALUES:
+        raise ValueError(f"{name} {shape} holds {math.prod(shape):.3g} values per sample; the limit is {MAX_VALUES:,}")
     return shape
 
 
