@@ -86,14 +86,17 @@ def logged_steps(run: Path) -> list[int]:
     steps = []
     for line in path.read_text().splitlines():
         try:
-            steps.append(json.loads(line)["step"])
-        except (json.JSONDecodeError, KeyError):  # a line being written right now
-            pass
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line being written right now
+            continue
+        if "loss" in record:
+            steps.append(record["step"])
     return steps
 
 
 def losses(run: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]  # training records (not the learning-order probe's)
 
 
 def newest_intact(run: Path) -> str | None:
