@@ -32,6 +32,7 @@ import torch
 from accelerate import Accelerator
 from PIL import Image
 from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
 from .config import TrainConfig, save_config
