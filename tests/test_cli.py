@@ -27,7 +27,8 @@ def write_config(path: Path, **changes) -> Path:
 
 
 def losses(run: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]  # learning-order probe records hold no loss
 
 
 def sagd(*args) -> None:
@@ -106,7 +107,8 @@ def test_two_process_accelerate_launch(tmp_path):
     assert set(rng) == {f"{s}.{r}" for s in ("data", "time", "noise") for r in (0, 1)}
     assert not torch.equal(rng["noise.0"], rng["noise.1"])
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [1, 2, 3]  # logged once, by the main process
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]  # logged once, by the main process
+    assert [r["step"] for r in records if r.get("kind") == "probe"] == [0, 3]  # by the main process only
 
 
 # ---------------------------------------------------------------------------- bad input
