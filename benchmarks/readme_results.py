@@ -14,7 +14,7 @@ from common import RESULTS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-ORDER = ["suite_headline", "noise_operator", "train_throughput", "fid_signal", "equal_compute"]
+ORDER = ["suite_headline", "noise_operator", "train_throughput", "demo_throughput", "fid_signal", "equal_compute"]
 
 
 def main() -> None:
