@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except (ValueError, FileNotFoundError) as e:
         parser.exit(2, f"sagd: error: {one_line(e)}\n")
-    except Stopped as e:  # a run ended early but cleanly (a signal, a NaN, a failed write): its own status
-        parser.exit(e.status, f"sagd: stopped: {one_line(e)}\n")
+    except Stopped as e:  # a run ended early but cleanly (a signal, a NaN, a failed write): its line is out
+        parser.exit(e.status)
     except OSError as e:  # a write that failed outside a training run (e.g. a full disk while sampling)
         parser.exit(1, f"sagd: error: {one_line(e)}\n")
     return 0

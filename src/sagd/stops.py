@@ -13,6 +13,8 @@ import os
 import signal
 import threading
 
+import torch
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -28,6 +30,12 @@ def after_signal(signum: int | None, what: str) -> Stopped:
     """The ``Stopped`` for a stop by signal ``signum`` (SIGTERM when the signal reached another process only)."""
     sig = signal.Signals(signum or signal.SIGTERM)
     return Stopped(f"stopped by {sig.name} {what}", 128 + sig)
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed because another process of a distributed run is gone."""
+    return (torch.distributed.is_available() and torch.distributed.is_initialized()
+            and (isinstance(error, torch.distributed.DistError) or "/gloo/" in str(error)))
 
 
 class StopSignals:

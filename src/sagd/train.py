@@ -383,12 +383,35 @@ class Trainer:
         self.close()
         return self.dir
 
-    def close(self) -> None:
+    def close(self, collective: bool = True) -> None:
+        """Close the bar and (``collective``: every process is still there) the trackers and process group."""
         if self.bar is not None:
             self.bar.close()
+        if not collective:
+            return
         self.acc.end_training()
         if torch.distributed.is_initialized():  # an undestroyed process group can hang the interpreter's exit
             torch.distributed.destroy_process_group()
+
+    def stopped_by(self, error: BaseException) -> stops.Stopped | None:
+        """The ``Stopped`` that ``error`` amounts to, its line printed (``None``: not a fault of the run's
+        surroundings, to be raised as it is)."""
+        lost = not isinstance(error, (stops.Stopped, OSError)) and stops.lost_peer(error)
+        if isinstance(error, stops.Stopped):
+            stop = error
+        elif isinstance(error, OSError):  # a full disk, a lost mount: the checkpoints on disk are intact
+            stop = stops.Stopped(f"step {self.step}: a write failed: {error}{self.newest_checkpoint_hint()}; "
+                                 f"{self.resume_hint()} once it can write again")
+        elif lost:  # another process of the run died: its collective fails here (gloo) or hangs (then: SIGTERM)
+            stop = stops.Stopped(f"step {self.step}: lost contact with another process of this run "
+                                 f"({str(error).split('. ')[0][:200]}){self.newest_checkpoint_hint()}; "
+                                 f"{self.resume_hint()}")
+        else:
+            return None
+        self.close(collective=not lost)
+        if self.acc.is_main_process or lost:
+            print(f"sagd: stopped: {stop}", file=sys.stderr, flush=True)
+        return stop
 
     # ------------------------------------------------------------------ stopping early
     def checkpoint_due(self) -> bool:
@@ -458,16 +481,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train ``cfg`` (continuing its newest intact checkpoint when ``resume``); returns the run folder.
 
     Raises ``stops.Stopped`` (one line, an exit status) when the run ends early: a stop signal
-    (after a checkpoint), a non-finite step, a failed write.
+    (after a checkpoint), a non-finite step, a failed write, a lost process; the line is also
+    printed (``sagd: stopped: ...``), before a launcher's SIGTERM can cut it short.
     """
     trainer = Trainer(cfg.validate(), resume)
     with stops.StopSignals() as trainer.signals:
         try:
             return trainer.run()
-        except stops.Stopped:
-            trainer.close()
-            raise
-        except OSError as e:  # a full disk, a lost mount: the checkpoints on disk are intact (written atomically)
-            trainer.close()
-            raise stops.Stopped(f"step {trainer.step}: a write failed: {e}{trainer.newest_checkpoint_hint()}; "
-                                f"{trainer.resume_hint()} once it can write again") from None
+        except (stops.Stopped, OSError, RuntimeError) as e:
+            stop = trainer.stopped_by(e)  # its line is printed while the signal handlers are still ours
+            if stop is None:
+                raise
+    raise stop
