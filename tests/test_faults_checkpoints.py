@@ -217,3 +217,26 @@ def test_a_full_disk_while_writing_samples_stops_cleanly(tmp_path, monkeypatch, 
     status, err = cli(capsys, "sample", "--run", run, "--n", 2, "--sampling-steps", 2, "--out", tmp_path / "gen")
     assert status == 1 and err.startswith("sagd: error: [Errno 28] No space left on device")
     fault(AREA, "disk full while `sagd sample` writes its grid", f"exit 1: `{err}`")
+
+
+def test_a_real_failed_write_stops_cleanly(tmp_path, fault):
+    """Not injected: the child may write no file over 1 MB (RLIMIT_FSIZE), so the OS refuses the checkpoint."""
+    import resource
+    import signal
+
+    from test_faults_preemption import last_line, spawn, wait
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write() instead of a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "run"
+    status = wait(spawn(["train", "--config", config, "--out", run], tmp_path / "train.log", small_files))
+    line = last_line(tmp_path / "train.log")
+    assert status == 1 and line.startswith("sagd: stopped: step 2: a write failed: [Errno 27]")
+    assert "File too large" in line and line.endswith(f"resume with: sagd train --resume {run} once it can write again")
+    assert list((run / "checkpoints").iterdir()) == []  # the partial checkpoint was removed
+    fault(AREA, "a real failed write: the OS refuses files over 1 MB (`RLIMIT_FSIZE`) at the first checkpoint",
+          f"exit 1: `{line.replace(str(tmp_path) + '/', '')}`")

@@ -23,9 +23,11 @@ the previous checkpoint, never the run.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -79,6 +81,15 @@ def _discard(folder: Path) -> None:
     shutil.rmtree(trash)
 
 
+def _save_file(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """``safetensors.save_file``, whose failed writes (a full disk) become the ``OSError`` they are."""
+    try:
+        save_file(tensors, path)
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        raise OSError(int(code.group(1)) if code else errno.EIO, str(e), str(path)) from None
+
+
 def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]], state: dict, keep: int) -> Path:
     """Write checkpoint ``step`` of ``run_dir`` and delete all but the newest ``keep``.
 
@@ -99,7 +110,7 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
         for stem, group in tensors.items():
             cpu = {k: v.detach().to("cpu").contiguous() for k, v in group.items()}
             path = tmp / f"{stem}.safetensors"
-            save_file(cpu, path)
+            _save_file(cpu, path)
             _fsync(path)
             files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
         (tmp / STATE).write_text(json.dumps({**state, "step": step, "format": FORMAT, "files": files}, indent=1))
