@@ -240,3 +240,17 @@ def test_a_real_failed_write_stops_cleanly(tmp_path, fault):
     assert list((run / "checkpoints").iterdir()) == []  # the partial checkpoint was removed
     fault(AREA, "a real failed write: the OS refuses files over 1 MB (`RLIMIT_FSIZE`) at the first checkpoint",
           f"exit 1: `{line.replace(str(tmp_path) + '/', '')}`")
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_dropped(run, capsys, fault):
+    from sagd.report import read_records
+
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "loss": 0.3')  # the kill came mid-write
+    assert [r["step"] for r in read_records(run)[0]] == [1, 2, 3, 4, 5, 6]  # eval, compare, report read the rest
+    status, err = cli(capsys, "train", "--resume", run, "--steps", 4)
+    assert status == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]  # all parse
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+    fault(AREA, "`metrics.jsonl` whose last line a kill cut short",
+          "reports skip the partial line; `--resume` drops it with the records after the checkpoint")

@@ -164,7 +164,12 @@ def metrics_table(records: Sequence[dict], labels: Sequence[str] | None = None, 
 def read_records(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     """The training records and the eval records (``kind == "eval"``) of ``run_dir/metrics.jsonl``."""
     path = Path(run_dir) / "metrics.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    records = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a killed run
+            continue
     return [r for r in records if "kind" not in r], [r for r in records if r.get("kind") == "eval"]
 
 
