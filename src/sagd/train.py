@@ -420,7 +420,7 @@ class Trainer:
         minutes = self.cfg.checkpoint_minutes
         flags = torch.tensor([float(self.signals is not None and self.signals.received is not None),
                               float(minutes is not None and time.time() - self.saved_at > 60 * minutes)],
-                             device=self.acc.device)
+                             device=self.acc.device if self.acc.num_processes > 1 else "cpu")  # one process: no sync
         flags = self.acc.reduce(flags, "sum").cpu()
         self.stopping = bool(flags[0] > 0)
         return bool(flags.any())
