@@ -20,7 +20,7 @@ from .diffusion import METHODS, PREDICTIONS
 from .diffusion.parametrization import OMISSIONS
 from .diffusion.process import NOISE_MODES
 from .diffusion.schedules import SCHEDULES
-from .models import PRESETS
+from .models import check_model
 from .spectral import parse_spec
 from .spectral.grid import UNITS
 
@@ -96,12 +96,12 @@ class TrainConfig:
             raise ValueError(f"config seed: must be in [0, 2**63), got {self.seed}")
         parse_spec(self.spectrum)
         parse_dataset_spec(self.dataset)
+        check_model(self.model)  # a config file is read when the network is built
         for key, allowed in (
             ("schedule", tuple(SCHEDULES)),
             ("noise", NOISE_MODES),
             ("prediction", PREDICTIONS),
             ("omission", OMISSIONS),
-            ("model", tuple(PRESETS)),
             ("mixed_precision", MIXED_PRECISION),
             ("sample_method", tuple(METHODS)),
         ):

@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--noise", choices=NOISE_MODES, help="exact: Σ^{1/2}ε; per_draw: the paper's per-sample normalisation")
     p.add_argument("--prediction", choices=PREDICTIONS)
     p.add_argument("--omission", choices=("noise_only", "project"), help="project: also remove unsupported bands from x0")
-    p.add_argument("--model", choices=sorted(PRESETS))
+    p.add_argument("--model", metavar="PRESET|FILE.json",
+                   help=f"backbone: {', '.join(PRESETS)}, or a diffusers UNet2DModel/DiTTransformer2DModel config file")
     p.add_argument("--class-conditional", action="store_true", default=None, help="condition on labels (CFG-ready)")
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per process and micro-step")

@@ -1,7 +1,9 @@
-"""Backbones: diffusers ``UNet2DModel`` presets, the ``(x, t)`` wrapper and classifier-free guidance."""
+"""Backbones: the registry of diffusers models (UNet, DiT, a config file), the ``(x, t)`` wrapper and
+classifier-free guidance."""
 
+from .backbones import backbone_config, check_model
 from .guidance import guided_denoiser
 from .network import TIME_SCALE, Network, drop_labels
-from .presets import PRESETS, build_unet, check_preset, downsampling
+from .presets import PRESETS
 
-__all__ = ["Network", "PRESETS", "TIME_SCALE", "build_unet", "check_preset", "downsampling", "drop_labels", "guided_denoiser"]
+__all__ = ["Network", "PRESETS", "TIME_SCALE", "backbone_config", "check_model", "drop_labels", "guided_denoiser"]
