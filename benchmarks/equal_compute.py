@@ -19,12 +19,10 @@ from pathlib import Path
 import torch
 
 from common import RESULTS, machine, write_table
-from sagd.commands.eval import draw_samples
-from sagd.commands.features import cache_dir, extractor_for
-from sagd.commands.sample import load_ema
 from sagd.config import load_config
 from sagd.data import load_dataset
-from sagd.metrics import evaluate_samples, reference_stats
+from sagd.metrics import cache_dir, evaluate_samples, extractor_for, reference_stats
+from sagd.run import load_run
 
 METHOD, METHOD_STEPS = "dpmpp_2m", 25
 
@@ -58,10 +56,8 @@ def main() -> None:
     ref = reference_stats(extractor, test, f"{dataset}/test", cache_dir() / "reference")
     rows = []
     for run, cfg in zip(args.runs, cfgs):
-        net, proc, _ = load_ema(run)
         start = time.time()
-        samples = draw_samples(net, proc, cfg.prediction, args.samples, METHOD, METHOD_STEPS, 250,
-                               torch.Generator().manual_seed(0), cfg.sample_clip)
+        samples = load_run(run).draw(args.samples, torch.Generator().manual_seed(0), METHOD, METHOD_STEPS, 250)
         scores = evaluate_samples(samples, test, extractor, reference=ref, generator=torch.Generator().manual_seed(0))
         rows.append({**run_summary(run), **scores, "sampling_seconds": round(time.time() - start, 1)})
     result = {"reference": f"{dataset} test split ({len(test)} images)", "features": extractor.name,

@@ -28,12 +28,10 @@ import torch
 from common import RESULTS, machine, write_table
 from degrade import BLUR, NOISE, gaussian_blur
 from sagd import checkpoint
-from sagd.commands.eval import draw_samples
-from sagd.commands.features import cache_dir, extractor_for
-from sagd.commands.sample import load_ema
 from sagd.config import TrainConfig, load_config
 from sagd.data import load_dataset
-from sagd.metrics import frechet_distance, feature_stats, kid, reference_stats
+from sagd.metrics import cache_dir, extractor_for, feature_stats, frechet_distance, kid, reference_stats
+from sagd.run import load_run
 from sagd.train import train
 
 DATASET = "fashion_mnist"
@@ -92,12 +90,10 @@ def main() -> None:
     for steps in sorted(args.steps):
         run = trained_run(Path(args.runs), steps, previous)
         previous = run
-        net, proc, state = load_ema(run)
-        cfg = load_config(run / "config.yaml")
+        loaded = load_run(run)
         start = time.time()
-        samples = draw_samples(net, proc, cfg.prediction, args.samples, METHOD, METHOD_STEPS, 250,
-                               torch.Generator().manual_seed(0), cfg.sample_clip)
-        rows.append({"set": f"tiny UNet, {state['step']} steps × batch {cfg.batch_size}", **scores(samples),
+        samples = loaded.draw(args.samples, torch.Generator().manual_seed(0), METHOD, METHOD_STEPS, 250)
+        rows.append({"set": f"tiny UNet, {loaded.step} steps × batch {loaded.cfg.batch_size}", **scores(samples),
                      "sampling_seconds": round(time.time() - start, 1)})
 
     increasing = lambda rs: all(a["fid"] < b["fid"] for a, b in zip(rs, rs[1:]))  # noqa: E731

@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from sagd.cli import main
-from sagd.commands.features import ASSETS, extractor_for
+from sagd.metrics.choice import ASSETS, extractor_for
 from sagd.metrics import ClassifierFeatures, PixelFeatures, RandomProjectionFeatures, load_classifier
 
 TINY_RUN = dict(dataset="digits", model="tiny", spectrum="power_law:alpha=-0.5*band_stop:low=0.3,high=0.4",

@@ -13,7 +13,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from sagd.commands.features import extractor_for
+from sagd.metrics import extractor_for
 from sagd.data import load_dataset
 from sagd.metrics import (
     ClassifierFeatures,

@@ -38,8 +38,9 @@ from . import checkpoint, diffusion, finite, learning_order, resume as resuming,
 from .config import TrainConfig, save_config
 from .data import DatasetNotFoundError, corrupt_band, load_dataset, random_batches
 from .diffusion.parametrization import sample_time
-from .models import Network, drop_labels, guided_denoiser
+from .models import Network, drop_labels
 from .progress import Progress, SlowdownWatch
+from .run import generate
 from .spectral import SpectralCovariance, from_spec
 
 STREAMS = ("data", "time", "noise")
@@ -82,30 +83,6 @@ def mixed_precision(cfg: TrainConfig) -> str:
 def covariance(cfg: TrainConfig, images: torch.Tensor) -> SpectralCovariance:
     """The noise covariance of ``cfg.spectrum`` for ``images`` ``(N, C, H, W)`` (``data_matched`` uses them)."""
     return from_spec(cfg.spectrum, tuple(images.shape[1:]), data=images)
-
-
-def sampler_denoiser(net: Network, proc: diffusion.VPProcess, prediction: str,
-                     labels: torch.Tensor | None = None, guidance: float = 1.0, clip: float | None = None):
-    """The denoiser to sample ``net`` with: unconditional, or for class ``labels`` with CFG ``guidance``;
-    ``clip`` clamps ``D`` (``TrainConfig.sample_clip``)."""
-    if net.num_classes is None or labels is None:
-        return diffusion.Denoiser(net, proc, prediction, clip)
-    return guided_denoiser(net, proc, prediction, labels, guidance, clip)
-
-
-@torch.no_grad()
-def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, method: str, steps: int,
-             generator: torch.Generator, guidance: float = 1.0, clip: float | None = None, progress: bool = False):
-    """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional)."""
-    device = next(net.parameters()).device
-    labels = None if net.num_classes is None else torch.arange(n, device=device) % net.num_classes
-    was_training = net.training
-    net.eval()
-    x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method=method,
-                         steps=steps, generator=generator, device=device, progress=progress)
-    net.train(was_training)
-    finite.check_samples(x, net)
-    return x, labels
 
 
 def save_grid(images: torch.Tensor, path: str | Path) -> None:
@@ -259,6 +236,7 @@ class Trainer:
                 "ema_updates": int(self.ema.n_averaged),
                 "processes": self.acc.num_processes,
                 "num_classes": self.acc.unwrap_model(self.net).num_classes,
+                "backbone": self.acc.unwrap_model(self.net).config,
                 "config": self.cfg.to_dict(),
             },
             keep=self.cfg.keep_checkpoints,

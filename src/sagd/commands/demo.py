@@ -26,9 +26,8 @@ import torch
 
 from ..config import TrainConfig
 from ..data import load_dataset
-from ..metrics import feature_stats, frechet_distance, power_spectrum, radial_average, reference_stats
+from ..metrics import cache_dir, feature_stats, frechet_distance, power_spectrum, radial_average, reference_stats
 from ..report import figure, save
-from .features import cache_dir, extractor_for
 from .train import add_run_flags, overrides
 
 # the reference runs' sampling (benchmarks/equal_compute.py, fid_signal.py): FID depends on both
@@ -130,24 +129,21 @@ def fid_plot(demo: dict, references: list[dict], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..run import load_run
     from ..train import save_grid, train
-    from .eval import draw_samples
-    from .sample import load_ema
 
     cfg = TrainConfig.from_dict(DEMO).replace(**overrides(args, ("out", "dataset", "data_root", "spectrum",
                                                                    "seed", "minutes")))
     out = train(cfg)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    net, proc, state = load_ema(out, device)
-    x = draw_samples(net, proc, cfg.prediction, FID_SAMPLES, FID_METHOD, FID_STEPS, 250,
-                     torch.Generator(device).manual_seed(cfg.seed + 1), cfg.sample_clip)
+    run_ = load_run(out, "cuda" if torch.cuda.is_available() else "cpu")
+    x = run_.draw(FID_SAMPLES, torch.Generator(run_.device).manual_seed(cfg.seed + 1), FID_METHOD, FID_STEPS, 250)
     save_grid(x[:GRID], out / "samples.png")
     test = load_dataset(cfg.dataset, "test", root=cfg.data_root)
     err = spectra_plot(test.images[:len(x)], x, out / "spectra.png")
 
-    extractor = extractor_for(None, cfg.dataset, test.shape, device)
+    extractor = run_.extractor()
     ref = reference_stats(extractor, test.images, f"{cfg.dataset}/test", cache_dir() / "reference")
-    demo = {"dataset": cfg.dataset, "spectrum": cfg.spectrum, "steps": state["step"], "batch_size": cfg.batch_size,
+    demo = {"dataset": cfg.dataset, "spectrum": cfg.spectrum, "steps": run_.step, "batch_size": cfg.batch_size,
             "minutes": cfg.max_minutes, "fid": frechet_distance(*feature_stats(extractor(x)), ref.mu, ref.cov),
             "fid_samples": len(x), "sampler": f"{FID_METHOD}, {FID_STEPS} steps", "features": extractor.name,
             "reference": f"{cfg.dataset}/test ({len(test)} images)", "spectra_mean_abs_log10_ratio": err}

@@ -2,7 +2,7 @@
 
 Appends one record ``{"kind": "eval", "step", "fid", "kid_mean", "kid_se", "precision", "recall",
 "lsd", ...}`` to ``RUN/metrics.jsonl`` and writes ``RUN/report.html`` with its figures in
-``RUN/report/``. Reference statistics of the test split are cached (``features.cache_dir()``).
+``RUN/report/``. Reference statistics of the test split are cached (``metrics.cache_dir()``).
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import diffusion, report
-from ..config import TrainConfig, load_config
 from ..data import load_dataset
 from ..diffusion import METHODS
 from ..diffusion.samplers import time_grid
-from ..metrics import evaluate_samples, raps, reference_stats, relative_band_energy
+from ..metrics import cache_dir, evaluate_samples, raps, reference_stats, relative_band_energy
+from ..run import Run, load_run, sampler_denoiser
 from ..spectral import parse_spec, profiles
-from .features import add_features_flag, cache_dir, extractor_for
-from .sample import load_ema
+from .features import add_features_flag
 
 NEIGHBOUR_ROWS, NEIGHBOURS = 8, 3  # samples shown with their nearest training images, and how many each
 NN_IMAGES = 256  # samples (and test images) behind the nearest-neighbour distance ratio
@@ -46,22 +44,6 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", metavar="DIR", help="where the data set lies (default: the run's data_root)")
     p.set_defaults(func=run)
-
-
-def draw_samples(net, proc, prediction: str, n: int, method: str, steps: int, batch_size: int,
-                 generator: torch.Generator, clip: float | None) -> torch.Tensor:
-    """``n`` samples ``(n, C, H, W)`` on the CPU, drawn ``batch_size`` at a time (progress bars: images, steps);
-    ``clip`` clamps the denoised estimate (``TrainConfig.sample_clip``)."""
-    from ..train import generate
-
-    out = []
-    with tqdm(total=n, desc=f"{method} {steps} steps", unit="img", dynamic_ncols=True) as bar:
-        for start in range(0, n, batch_size):
-            x, _ = generate(net, proc, prediction, min(batch_size, n - start), method, steps, generator,
-                            clip=clip, progress=True)
-            out.append(x.cpu())
-            bar.update(len(x))
-    return torch.cat(out)
 
 
 def stopped_bands(spectrum: str) -> list[tuple[float, float, str]]:
@@ -92,12 +74,13 @@ def score(samples: torch.Tensor, test: torch.Tensor, train: torch.Tensor, extrac
     return out
 
 
-def write_figures(run_dir: Path, net, proc, cfg: TrainConfig, samples: torch.Tensor, train: torch.Tensor, record: dict,
-                  train_records: list[dict], generator: torch.Generator) -> dict[str, Path]:
-    """The report's figures in ``run_dir/report/``: ``{section heading: png}``."""
-    from ..train import sampler_denoiser, save_grid
+def write_figures(run_: Run, samples: torch.Tensor, train: torch.Tensor, record: dict, train_records: list[dict],
+                  generator: torch.Generator) -> dict[str, Path]:
+    """The report's figures in ``run_.dir/report/``: ``{section heading: png}``."""
+    from ..train import save_grid
 
-    folder = run_dir / report.FIGURES
+    net, proc, cfg = run_.net, run_.proc, run_.cfg
+    folder = run_.dir / report.FIGURES
     grid = folder / "samples.png"
     save_grid(samples[:64], grid)
     figures = {f"Samples (first {min(64, len(samples))} of {len(samples)})": grid}
@@ -132,23 +115,20 @@ def write_figures(run_dir: Path, net, proc, cfg: TrainConfig, samples: torch.Ten
 def run(args: argparse.Namespace) -> None:
     if args.n < 4 or args.sampling_steps < 1 or args.batch_size < 1:
         raise ValueError("--n must be >= 4, --sampling-steps and --batch-size >= 1")
-    run_dir = Path(args.run)
-    cfg = load_config(run_dir / "config.yaml")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    net, proc, state = load_ema(run_dir, device)
+    run_ = load_run(args.run, "cuda" if torch.cuda.is_available() else "cpu")
+    cfg, run_dir = run_.cfg, run_.dir
     root = args.data_root or cfg.data_root
     test, train = (load_dataset(cfg.dataset, split, root=root) for split in ("test", "train"))
-    if test.shape != proc.shape:
-        raise ValueError(f"run {str(run_dir)!r} samples images of shape {proc.shape}, its test split has {test.shape}")
-    extractor = extractor_for(args.features, cfg.dataset, test.shape, device, args.inception_weights)
+    if test.shape != run_.proc.shape:
+        raise ValueError(f"run {str(run_dir)!r} samples images of shape {run_.proc.shape}, its test split has {test.shape}")
+    extractor = run_.extractor(args.features, args.inception_weights)
 
-    generator = torch.Generator(device).manual_seed(args.seed)
     start = time.time()
-    samples = draw_samples(net, proc, cfg.prediction, args.n, args.method, args.sampling_steps, args.batch_size,
-                           generator, cfg.sample_clip)
+    samples = run_.draw(args.n, torch.Generator(run_.device).manual_seed(args.seed), args.method,
+                        args.sampling_steps, args.batch_size)
     seconds = time.time() - start
     reference = reference_stats(extractor, test.images, f"{cfg.dataset}/test", cache_dir() / "reference")
-    record = {"kind": "eval", "step": state["step"], "n": args.n, "method": args.method,
+    record = {"kind": "eval", "step": run_.step, "n": args.n, "method": args.method,
               "sampling_steps": args.sampling_steps, "sample_clip": cfg.sample_clip, "seed": args.seed,
               "features": extractor.name,
               "reference": f"{cfg.dataset}/test", "n_reference": len(test), "sampling_seconds": round(seconds, 1),
@@ -157,10 +137,9 @@ def run(args: argparse.Namespace) -> None:
         f.write(json.dumps(record) + "\n")
 
     train_records, evals = report.read_records(run_dir)
-    figures = write_figures(run_dir, net, proc, cfg, samples, train.images, record, train_records,
-                            torch.Generator().manual_seed(args.seed))
-    title = f"{run_dir.resolve().name}: {cfg.dataset}, {cfg.spectrum}, step {state['step']}"
+    figures = write_figures(run_, samples, train.images, record, train_records, torch.Generator().manual_seed(args.seed))
+    title = f"{run_dir.resolve().name}: {cfg.dataset}, {cfg.spectrum}, step {run_.step}"
     page = report.write_html(run_dir, title, cfg.to_dict(), evals, figures)
-    print(f"step {state['step']}: FID {record['fid']:.3f}, KID {record['kid_mean']:.4f} ± {record['kid_se']:.4f}, "
+    print(f"step {run_.step}: FID {record['fid']:.3f}, KID {record['kid_mean']:.4f} ± {record['kid_se']:.4f}, "
           f"precision {record['precision']:.3f}, recall {record['recall']:.3f}, LSD {record['lsd']:.2f} dB "
           f"({extractor.name}, {args.n} samples); wrote {page}")

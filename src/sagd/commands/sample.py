@@ -8,11 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checkpoint, diffusion, resume
-from ..config import load_config
 from ..diffusion import METHODS
-from ..models import Network
-from ..spectral import SpectralCovariance
 
 
 def register(subparsers) -> None:
@@ -31,39 +27,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_ema(run_dir: str | Path, device="cpu") -> tuple[Network, diffusion.VPProcess, dict]:
-    """The EMA network (eval mode) and the process of ``run_dir``'s newest intact checkpoint, and its state.
-
-    A damaged newer checkpoint is reported and skipped; a checkpoint of another run, or with
-    non-finite weights, is a ``ValueError`` naming the file (``resume``).
-    """
-    cfg = load_config(Path(run_dir) / "config.yaml")
-    ckpt = resume.find(run_dir, cfg.to_dict(), checkpoint.report)
-    state = checkpoint.load_state(ckpt)
-    resume.require(state, ckpt, ("num_classes",))
-    cov = SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance"))
-    net = Network(cfg.model, cov.shape, state["num_classes"])
-    resume.load_into(net, ckpt, "ema")
-    return net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state
-
-
 def run(args: argparse.Namespace) -> None:
-    from ..train import generate, save_grid
+    from ..run import load_run
+    from ..train import save_grid
 
     if args.n < 1 or (args.sampling_steps is not None and args.sampling_steps < 1):
         raise ValueError("--n and --sampling-steps must be >= 1")
-    cfg = load_config(Path(args.run) / "config.yaml")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    net, proc, state = load_ema(args.run, device)
-    method = args.method or cfg.sample_method
-    steps = args.sampling_steps or cfg.sample_steps
-    g = torch.Generator(device).manual_seed(args.seed)
-    x, labels = generate(net, proc, cfg.prediction, args.n, method, steps, g, args.guidance, cfg.sample_clip,
-                         progress=True)
+    run_ = load_run(args.run, "cuda" if torch.cuda.is_available() else "cpu")
+    method = args.method or run_.cfg.sample_method
+    steps = args.sampling_steps or run_.cfg.sample_steps
+    g = torch.Generator(run_.device).manual_seed(args.seed)
+    x, labels = run_.sample(args.n, g, method, steps, args.guidance, progress=True)
     out = Path(args.out or Path(args.run) / "generated")
     out.mkdir(parents=True, exist_ok=True)
     save_grid(x, out / "samples.png")
     extra = {} if labels is None else {"labels": labels.cpu().numpy()}
-    np.savez(out / "samples.npz", images=x.cpu().numpy(), step=state["step"], method=method, steps=steps,
+    np.savez(out / "samples.npz", images=x.cpu().numpy(), step=run_.step, method=method, steps=steps,
              guidance=args.guidance, **extra)
-    print(f"wrote {out / 'samples.png'} and {out / 'samples.npz'} ({args.n} samples, step {state['step']}, {method} {steps} steps)")
+    print(f"wrote {out / 'samples.png'} and {out / 'samples.npz'} ({args.n} samples, step {run_.step}, {method} {steps} steps)")

@@ -5,6 +5,7 @@ in ``[-1, 1]`` into such arrays. Spectral metrics work on the images directly.
 """
 
 from ._arrays import sha256_images
+from .choice import extractor_for
 from .classifier import Classifier, ClassifierFeatures, accuracy, load_classifier, save_classifier, train_classifier
 from .evaluate import evaluate_samples
 from .extractors import FeatureExtractor, PixelFeatures, RandomProjectionFeatures
@@ -13,7 +14,7 @@ from .inception import InceptionFeatures, InceptionUnavailable, InceptionV3, def
 from .inception_fid import inception_fid, inception_reference
 from .kid import KID, kid
 from .precision_recall import PrecisionRecall, precision_recall
-from .reference import ReferenceStats, reference_stats
+from .reference import ReferenceStats, cache_dir, reference_stats
 from .spectrum import (
     band_energy,
     log_spectral_distance,
@@ -38,8 +39,10 @@ __all__ = [
     "ReferenceStats",
     "accuracy",
     "band_energy",
+    "cache_dir",
     "default_inception_weights",
     "evaluate_samples",
+    "extractor_for",
     "feature_stats",
     "fid_from_features",
     "inception_fid",

@@ -1,0 +1,107 @@
+"""A trained run as one object: its config, EMA network and process, and how to sample and score it.
+
+Commands (``sample``, ``eval``, ``demo``, ``export``) and benchmarks load runs through this module::
+
+    run = load_run("runs/fmnist", device="cuda")
+    x, labels = run.sample(64, torch.Generator("cuda").manual_seed(0))   # (64, C, H, W) in [-1, 1]
+    x = run.draw(2000, g, method="ddim", steps=50, batch_size=256)       # on the CPU, progress bars
+    features = run.extractor()                                           # FID features of its data
+
+``generate`` is the one sampling routine, also used by the training loop for its sample grids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint, diffusion, finite, resume
+from .config import TrainConfig, load_config
+from .metrics import FeatureExtractor, extractor_for
+from .models import Network, guided_denoiser
+from .spectral import SpectralCovariance
+
+
+def sampler_denoiser(net: Network, proc: diffusion.VPProcess, prediction: str,
+                     labels: torch.Tensor | None = None, guidance: float = 1.0, clip: float | None = None):
+    """The denoiser to sample ``net`` with: unconditional, or for class ``labels`` with CFG ``guidance``;
+    ``clip`` clamps ``D`` (``TrainConfig.sample_clip``)."""
+    if net.num_classes is None or labels is None:
+        return diffusion.Denoiser(net, proc, prediction, clip)
+    return guided_denoiser(net, proc, prediction, labels, guidance, clip)
+
+
+@torch.no_grad()
+def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, method: str, steps: int,
+             generator: torch.Generator, guidance: float = 1.0, clip: float | None = None, progress: bool = False):
+    """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional)."""
+    device = next(net.parameters()).device
+    labels = None if net.num_classes is None else torch.arange(n, device=device) % net.num_classes
+    was_training = net.training
+    net.eval()
+    x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method=method,
+                         steps=steps, generator=generator, device=device, progress=progress)
+    net.train(was_training)
+    finite.check_samples(x, net)
+    return x, labels
+
+
+@dataclass
+class Run:
+    """A run folder's newest checkpoint, loaded: ``net`` is the EMA network in eval mode."""
+
+    dir: Path
+    cfg: TrainConfig
+    net: Network
+    proc: diffusion.VPProcess
+    state: dict
+
+    @property
+    def step(self) -> int:
+        return self.state["step"]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def sample(self, n: int, generator: torch.Generator, method: str | None = None, steps: int | None = None,
+               guidance: float = 1.0, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` samples ``(n, C, H, W)`` on the run's device and their labels (``generate``); ``method`` and
+        ``steps`` default to the run's ``sample_method`` and ``sample_steps``, the clamp is its ``sample_clip``."""
+        cfg = self.cfg
+        return generate(self.net, self.proc, cfg.prediction, n, method or cfg.sample_method, steps or cfg.sample_steps,
+                        generator, guidance, cfg.sample_clip, progress)
+
+    def draw(self, n: int, generator: torch.Generator, method: str, steps: int, batch_size: int) -> torch.Tensor:
+        """``n`` unguided samples ``(n, C, H, W)`` on the CPU, ``batch_size`` at a time (progress bars: images, steps)."""
+        out = []
+        with tqdm(total=n, desc=f"{method} {steps} steps", unit="img", dynamic_ncols=True) as bar:
+            for start in range(0, n, batch_size):
+                x, _ = self.sample(min(batch_size, n - start), generator, method, steps, progress=True)
+                out.append(x.cpu())
+                bar.update(len(x))
+        return torch.cat(out)
+
+    def extractor(self, choice: str | None = None, inception_weights: str | None = None) -> FeatureExtractor:
+        """The feature space ``--features choice`` names for this run's samples (``metrics.extractor_for``)."""
+        return extractor_for(choice, self.cfg.dataset, self.proc.shape, self.device, inception_weights)
+
+
+def load_run(run_dir: str | Path, device="cpu") -> Run:
+    """The newest intact checkpoint of ``run_dir``: config, EMA network (eval mode, on ``device``), process, state.
+
+    A damaged newer checkpoint is reported and skipped; a checkpoint of another run, or with
+    non-finite weights, is a ``ValueError`` naming the file (``resume``).
+    """
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    ckpt = resume.find(run_dir, cfg.to_dict(), checkpoint.report)
+    state = checkpoint.load_state(ckpt)
+    resume.require(state, ckpt, ("num_classes",))
+    cov = SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance"))
+    net = Network(state.get("backbone", cfg.model), cov.shape, state["num_classes"])  # older checkpoints: no "backbone"
+    resume.load_into(net, ckpt, "ema")
+    return Run(run_dir, cfg, net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state)
