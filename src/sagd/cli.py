@@ -14,10 +14,10 @@ import argparse
 import sys
 
 from . import threads
-from .commands import compare, demo, eval, features, sample, spectrum, train
+from .commands import compare, demo, eval, export, features, sample, spectrum, train
 from .stops import Stopped
 
-COMMANDS = [train, sample, demo, spectrum, features, eval, compare]
+COMMANDS = [train, sample, demo, spectrum, features, eval, compare, export]
 
 
 class Parser(argparse.ArgumentParser):

@@ -68,18 +68,23 @@ def _colored_noise(proc: VPProcess, x: torch.Tensor, generator) -> torch.Tensor:
     return proc.cov.sqrt(z)
 
 
+def ddim_update(x, d, coef_t: tuple[float, float], coef_s: tuple[float, float], eta: float, noise: Callable):
+    """One DDIM(η) step ``t → s`` in the denoised estimate ``d``: ``α_s D + √(σ_s² - c²) n̂ + c · noise()``
+    with ``n̂ = (x - α_t D) / σ_t``; ``noise()`` (colored) is called only when ``c > 0``; ``σ_s = 0`` gives ``D``."""
+    (a_t, s_t), (a_s, s_s) = coef_t, coef_s
+    if s_s == 0:
+        return d
+    c = eta * s_s * math.sqrt(max(0.0, 1 - (a_t * s_s) ** 2 / (a_s * s_t) ** 2))
+    n_hat = (x - a_t * d) / s_t
+    out = a_s * d + math.sqrt(max(0.0, s_s**2 - c**2)) * n_hat
+    return out + c * noise() if c > 0 else out
+
+
 def ddim(denoiser, proc, x, ts, eta: float = 0.0, generator=None, callback=None):
     """DDIM(η): ``x_s = α_s D + √(σ_s² - c²) n̂ + c Σ^{1/2} z``; η=0 deterministic, η=1 is DDPM."""
-    for i, t, s, (a_t, s_t), (a_s, s_s) in _intervals(proc, ts):
+    for i, t, s, coef_t, coef_s in _intervals(proc, ts):
         d = _denoise(denoiser, proc, x, t)
-        if s_s == 0:
-            x = d
-        else:
-            c = eta * s_s * math.sqrt(max(0.0, 1 - (a_t * s_s) ** 2 / (a_s * s_t) ** 2))
-            n_hat = (x - a_t * d) / s_t
-            x = a_s * d + math.sqrt(max(0.0, s_s**2 - c**2)) * n_hat
-            if c > 0:
-                x = x + c * _colored_noise(proc, x, generator)
+        x = ddim_update(x, d, coef_t, coef_s, eta, lambda: _colored_noise(proc, x, generator))
         if callback is not None:
             callback(i, x, d)
     return x

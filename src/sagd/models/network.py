@@ -33,8 +33,8 @@ class Network(nn.Module):
     """``(x, t, labels) -> output`` of the same shape as ``x``.
 
     Args:
-        model: a key of ``models.PRESETS``, a diffusers config ``.json`` file, or such a config as
-            a dict (``backbones.backbone_config``).
+        model: a key of ``models.PRESETS``, a diffusers config ``.json`` file, such a config as a
+            dict (``backbones.backbone_config``), or a built diffusers backbone to wrap as it is.
         shape: the sample shape ``(C, H, W)``.
         num_classes: enable class conditioning with that many classes (plus the null class).
 
@@ -42,7 +42,7 @@ class Network(nn.Module):
     ``[0, num_classes]`` (``num_classes`` is the null class), or ``None`` for all-null.
     """
 
-    def __init__(self, model: str | dict, shape: Sequence[int], num_classes: int | None = None):
+    def __init__(self, model: str | dict | nn.Module, shape: Sequence[int], num_classes: int | None = None):
         super().__init__()
         if len(shape) != 3:
             raise ValueError(f"Network needs image shapes (C, H, W), got {tuple(shape)}")
@@ -50,7 +50,10 @@ class Network(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.shape = tuple(int(s) for s in shape)
         self.num_classes = num_classes
-        config = backbones.backbone_config(model)
+        given = model if isinstance(model, nn.Module) else None
+        config = backbones.saved_config(given) if given is not None else backbones.backbone_config(model)
+        if given is not None and config["in_channels"] != shape[0]:
+            raise ValueError(f"the backbone takes {config['in_channels']} channels, the shape {tuple(shape)} has {shape[0]}")
         m = backbones.multiple(config)
         c, h, w = self.shape
         if config["_class_name"] == backbones.DIT:  # square, a whole number of patches
@@ -59,7 +62,7 @@ class Network(nn.Module):
         else:
             self.pad = (0, -w % m, 0, -h % m)  # F.pad order: (left, right, top, bottom)
         size = max(h + self.pad[3], w + self.pad[1])
-        self.backbone = backbones.build(config, c, size, num_classes)
+        self.backbone = given if given is not None else backbones.build(config, c, size, num_classes)
         self._register_load_state_dict_pre_hook(_rename_unet_keys)
 
     @property
