@@ -14,10 +14,10 @@ import argparse
 import sys
 
 from . import threads
-from .commands import compare, demo, eval, export, features, sample, spectrum, train
+from .commands import compare, demo, encode, eval, export, features, sample, spectrum, train
 from .stops import Stopped
 
-COMMANDS = [train, sample, demo, spectrum, features, eval, compare, export]
+COMMANDS = [train, sample, demo, spectrum, features, eval, compare, export, encode]
 
 
 class Parser(argparse.ArgumentParser):

@@ -48,6 +48,8 @@ class TrainConfig:
     data_root: str | None = None
     pad_to: int | None = None  # pad images with background (-1) to pad_to × pad_to, e.g. 28 -> 32
     corrupt: Corruption | None = None
+    vae: str | None = None  # an AutoencoderKL folder: diffusion in its latent space (sagd.latent)
+    latents: str | None = None  # the train split's latents, precomputed by sagd encode (needs vae)
     # diffusion
     spectrum: str = "isotropic"
     schedule: str = "linear"
@@ -124,6 +126,10 @@ class TrainConfig:
             raise ValueError(f"config sample_clip: must be > 0 or null, got {self.sample_clip}")
         if self.pad_to is not None and self.pad_to < 1:
             raise ValueError(f"config pad_to: must be >= 1 or null, got {self.pad_to}")
+        if self.latents is not None and self.vae is None:
+            raise ValueError("config latents: precomputed latents need the vae that decodes them (set vae)")
+        if self.vae is not None and self.corrupt is not None:
+            raise ValueError("config corrupt: band corruption acts on pixels and is not available with vae")
         for key in ("max_minutes", "checkpoint_minutes"):
             if getattr(self, key) is not None and not getattr(self, key) > 0:
                 raise ValueError(f"config {key}: must be > 0 or null, got {getattr(self, key)}")

@@ -7,6 +7,7 @@
     folder/backbone/                   the EMA network: UNet2DModel or DiTTransformer2DModel (config + safetensors)
     folder/scheduler/                  SAGDScheduler config (schedule, t_min)
     folder/spectrum/                   SAGDSpectrum: the noise covariance's weights (config + safetensors)
+    folder/vae/                        latent runs: the AutoencoderKL that decodes the samples
 
 and ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` (stock diffusers; sagd must
 be installed) returns a ``SAGDPipeline``. The flag is diffusers' consent to run the folder's
@@ -36,6 +37,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerOutput
 from . import diffusers_interop, spectral
 from .diffusion import VPProcess
 from .diffusion.samplers import ddim_update, time_grid
+from .latent import VAE
 from .models import Network
 from .run import Run, sampler_denoiser
 from .spectral import SpectralCovariance
@@ -120,17 +122,19 @@ class SAGDPipeline(DiffusionPipeline):
     """Sample a SAGD model: ``pipe(8, num_inference_steps=50, generator=g).images``.
 
     Components: ``backbone`` (a diffusers UNet2DModel or DiTTransformer2DModel), ``scheduler``
-    (``SAGDScheduler``), ``spectrum`` (``SAGDSpectrum``). Settings (saved in ``model_index.json``):
+    (``SAGDScheduler``), ``spectrum`` (``SAGDSpectrum``), ``vae`` (an ``AutoencoderKL`` that decodes the
+    samples of a latent run, else ``None``). Settings (saved in ``model_index.json``):
     ``prediction`` (what the backbone predicts: eps, colored_eps, x0, v), ``sample_clip`` (clamp of
     ``D``; ``None``: none), ``num_classes`` (``None``: unconditional).
     """
 
-    model_cpu_offload_seq = "backbone"
+    model_cpu_offload_seq = "backbone->vae"
+    _optional_components = ["vae"]
 
-    def __init__(self, backbone, scheduler: SAGDScheduler, spectrum: SAGDSpectrum, prediction: str = "eps",
+    def __init__(self, backbone, scheduler: SAGDScheduler, spectrum: SAGDSpectrum, vae=None, prediction: str = "eps",
                  sample_clip: float | None = 1.0, num_classes: int | None = None):
         super().__init__()
-        self.register_modules(backbone=backbone, scheduler=scheduler, spectrum=spectrum)
+        self.register_modules(backbone=backbone, scheduler=scheduler, spectrum=spectrum, vae=vae)
         self.register_to_config(prediction=prediction, sample_clip=sample_clip, num_classes=num_classes)
 
     @torch.no_grad()
@@ -158,6 +162,8 @@ class SAGDPipeline(DiffusionPipeline):
             tb = torch.full((batch_size,), t, device=device, dtype=x.dtype)
             d = proc.consistent(denoiser(x, tb), x, tb)
             x = diffusers_interop.step(self.scheduler, cov, d, t, x, generator, eta=eta)
+        if self.vae is not None:
+            x = VAE(self.vae).decode(x)
         images = x if output_type == "pt" else (x.clamp(-1, 1) / 2 + 0.5).permute(0, 2, 3, 1).float().cpu().numpy()
         if output_type == "pil":
             images = self.numpy_to_pil(images)
@@ -167,7 +173,8 @@ class SAGDPipeline(DiffusionPipeline):
 def pipeline_of(run: Run) -> SAGDPipeline:
     """The pipeline that samples ``run`` (its EMA network, process and sampling settings)."""
     scheduler = SAGDScheduler(schedule=run.cfg.schedule, t_min=run.proc.t_min)
-    return SAGDPipeline(run.net.backbone, scheduler, SAGDSpectrum.of(run.proc.cov), prediction=run.cfg.prediction,
+    return SAGDPipeline(run.net.backbone, scheduler, SAGDSpectrum.of(run.proc.cov),
+                        vae=None if run.vae is None else run.vae.model, prediction=run.cfg.prediction,
                         sample_clip=run.cfg.sample_clip, num_classes=run.net.num_classes)
 
 

@@ -52,9 +52,9 @@ def save(fig, path: Path) -> Path:
 
 
 def _show(ax, image: torch.Tensor, title: str | None = None, fontsize: int = 7) -> None:
-    """Draw one image ``(C, H, W)`` in ``[-1, 1]`` (clamped) without axes."""
+    """Draw one image ``(C, H, W)`` in ``[-1, 1]`` (clamped) without axes (unless ``C = 3``: channel 0, grey)."""
     x = ((image.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0)
-    ax.imshow((x[..., 0] if x.shape[-1] == 1 else x).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.imshow((x if x.shape[-1] == 3 else x[..., 0]).numpy(), cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=fontsize)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, resume
 from .config import TrainConfig, load_config
+from .latent import VAE
 from .metrics import FeatureExtractor, extractor_for
 from .models import Network, guided_denoiser
 from .spectral import SpectralCovariance
@@ -58,6 +59,12 @@ class Run:
     net: Network
     proc: diffusion.VPProcess
     state: dict
+    vae: VAE | None = None  # latent runs: samples are decoded with it
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The shape ``(C, H, W)`` of a sample: ``proc.shape``, or the decoded one in a latent run."""
+        return self.proc.shape if self.vae is None else self.vae.image_shape(self.proc.shape)
 
     @property
     def step(self) -> int:
@@ -69,11 +76,13 @@ class Run:
 
     def sample(self, n: int, generator: torch.Generator, method: str | None = None, steps: int | None = None,
                guidance: float = 1.0, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``n`` samples ``(n, C, H, W)`` on the run's device and their labels (``generate``); ``method`` and
-        ``steps`` default to the run's ``sample_method`` and ``sample_steps``, the clamp is its ``sample_clip``."""
+        """``n`` samples ``(n, C, H, W)`` on the run's device and their labels (``generate``; decoded in a
+        latent run); ``method`` and ``steps`` default to the run's ``sample_method`` and ``sample_steps``, the
+        clamp is its ``sample_clip``."""
         cfg = self.cfg
-        return generate(self.net, self.proc, cfg.prediction, n, method or cfg.sample_method, steps or cfg.sample_steps,
-                        generator, guidance, cfg.sample_clip, progress)
+        x, labels = generate(self.net, self.proc, cfg.prediction, n, method or cfg.sample_method,
+                             steps or cfg.sample_steps, generator, guidance, cfg.sample_clip, progress)
+        return (x if self.vae is None else self.vae.decode(x)), labels
 
     def draw(self, n: int, generator: torch.Generator, method: str, steps: int, batch_size: int) -> torch.Tensor:
         """``n`` unguided samples ``(n, C, H, W)`` on the CPU, ``batch_size`` at a time (progress bars: images, steps)."""
@@ -87,7 +96,7 @@ class Run:
 
     def extractor(self, choice: str | None = None, inception_weights: str | None = None) -> FeatureExtractor:
         """The feature space ``--features choice`` names for this run's samples (``metrics.extractor_for``)."""
-        return extractor_for(choice, self.cfg.dataset, self.proc.shape, self.device, inception_weights)
+        return extractor_for(choice, self.cfg.dataset, self.image_shape, self.device, inception_weights)
 
 
 def load_run(run_dir: str | Path, device="cpu") -> Run:
@@ -104,4 +113,5 @@ def load_run(run_dir: str | Path, device="cpu") -> Run:
     cov = SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance"))
     net = Network(state.get("backbone", cfg.model), cov.shape, state["num_classes"])  # older checkpoints: no "backbone"
     resume.load_into(net, ckpt, "ema")
-    return Run(run_dir, cfg, net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state)
+    vae = VAE.load(cfg.vae, device) if cfg.vae else None
+    return Run(run_dir, cfg, net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state, vae)

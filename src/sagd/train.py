@@ -38,6 +38,7 @@ from . import checkpoint, diffusion, finite, learning_order, resume as resuming,
 from .config import TrainConfig, save_config
 from .data import DatasetNotFoundError, corrupt_band, load_dataset, random_batches
 from .diffusion.parametrization import sample_time
+from .latent import VAE, training_data
 from .models import Network, drop_labels
 from .progress import Progress, SlowdownWatch
 from .run import generate
@@ -100,14 +101,14 @@ def save_grid(images: torch.Tensor, path: str | Path) -> None:
     Image.fromarray(array).save(path)
 
 
-def held_out(cfg: TrainConfig, train_images: torch.Tensor) -> torch.Tensor:
-    """The learning-order probe's batch ``(probe_n, C, H, W)``: the first test images, or the last
-    training images for data sets with no test split on this machine."""
+def held_out(cfg: TrainConfig, train_images: torch.Tensor, vae: VAE | None = None) -> torch.Tensor:
+    """The learning-order probe's batch ``(probe_n, C, H, W)``: the first test images (their latents with
+    ``vae``), or the last training images for data sets with no test split on this machine."""
     try:
-        images = load_dataset(cfg.dataset, "test", root=cfg.data_root, pad_to=cfg.pad_to).images
+        images = load_dataset(cfg.dataset, "test", root=cfg.data_root, pad_to=cfg.pad_to).images[: cfg.probe_n]
+        return images if vae is None else vae.encode(images)
     except (DatasetNotFoundError, ValueError):
-        images = train_images.flip(0)
-    return images[: cfg.probe_n]
+        return train_images.flip(0)[: cfg.probe_n]
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -142,7 +143,8 @@ class Trainer:
             raise ValueError(f"{str(self.dir)!r} already holds checkpoints: resume it with --resume {self.dir} or choose another --out")
         device = self.acc.device
 
-        data = load_dataset(cfg.dataset, "train", root=cfg.data_root, pad_to=cfg.pad_to)
+        self.vae = VAE.load(cfg.vae, device) if cfg.vae else None
+        data = training_data(cfg, self.vae)  # images, or their latents
         if cfg.class_conditional and data.labels is None:
             raise ValueError(f"class_conditional needs labels, and dataset {cfg.dataset!r} has none")
         self.cov = (SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance")) if ckpt
@@ -168,7 +170,7 @@ class Trainer:
         if ckpt:
             self._restore(ckpt)
         self.batches = random_batches(self.data, cfg.batch_size, self.gens["data"])
-        self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images).to(device), seed=cfg.seed)
+        self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images, self.vae).to(device), seed=cfg.seed)
                       if cfg.probe_every else None)
         self.guard = finite.StepGuard(cfg.skip_nonfinite, self.acc.reduce, self.say, self.newest_checkpoint_hint)
         self.applied = True  # whether the last optimizer step passed the guard
@@ -305,7 +307,7 @@ class Trainer:
         x, _ = generate(self.ema.module, self.proc, cfg.prediction, cfg.sample_n, cfg.sample_method,
                         cfg.sample_steps, g, clip=cfg.sample_clip)
         path = self.dir / SAMPLES / f"step_{self.step:08d}.png"
-        save_grid(x, path)
+        save_grid(x if self.vae is None else self.vae.decode(x), path)
         return path
 
     def out_of_time(self) -> bool:

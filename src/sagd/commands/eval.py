@@ -103,8 +103,9 @@ def write_figures(run_: Run, samples: torch.Tensor, train: torch.Tensor, record:
     _, trajectory = diffusion.sample(denoiser, proc, TRAJECTORIES, method=method, steps=steps, generator=g,
                                      device=device, return_trajectory=True)
     ts = time_grid(proc, steps, METHODS[method][1]).tolist()
+    decode = (lambda x: x) if run_.vae is None else run_.vae.decode  # noqa: E731
     figures[f"Denoising trajectories ({method}, {steps} steps)"] = report.trajectory_figure(
-        [x.cpu() for x in trajectory], ts, folder / "trajectory.png")
+        [decode(x).cpu() for x in trajectory], ts, folder / "trajectory.png")
 
     if train_records:
         figures["Training loss"] = report.loss_figure(
@@ -119,8 +120,8 @@ def run(args: argparse.Namespace) -> None:
     cfg, run_dir = run_.cfg, run_.dir
     root = args.data_root or cfg.data_root
     test, train = (load_dataset(cfg.dataset, split, root=root) for split in ("test", "train"))
-    if test.shape != run_.proc.shape:
-        raise ValueError(f"run {str(run_dir)!r} samples images of shape {run_.proc.shape}, its test split has {test.shape}")
+    if test.shape != run_.image_shape:
+        raise ValueError(f"run {str(run_dir)!r} samples images of shape {run_.image_shape}, its test split has {test.shape}")
     extractor = run_.extractor(args.features, args.inception_weights)
 
     start = time.time()

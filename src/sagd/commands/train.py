@@ -43,6 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--omission", choices=("noise_only", "project"), help="project: also remove unsupported bands from x0")
     p.add_argument("--model", metavar="PRESET|FILE.json",
                    help=f"backbone: {', '.join(PRESETS)}, or a diffusers UNet2DModel/DiTTransformer2DModel config file")
+    p.add_argument("--vae", metavar="DIR", help="diffusers AutoencoderKL folder: train in its latent space")
+    p.add_argument("--latents", metavar="DIR", help="the train split's latents from sagd encode (with --vae)")
     p.add_argument("--class-conditional", action="store_true", default=None, help="condition on labels (CFG-ready)")
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per process and micro-step")
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     from ..train import train
 
     keys = ("dataset", "data_root", "pad_to", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
-            "omission", "model", "class_conditional", "steps", "batch_size", "lr", "out")
+            "omission", "model", "vae", "latents", "class_conditional", "steps", "batch_size", "lr", "out")
     if args.resume:
         if args.config:
             raise ValueError("--config and --resume exclude each other: a resumed run uses its own config.yaml")
