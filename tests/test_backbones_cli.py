@@ -58,3 +58,15 @@ def test_a_run_keeps_its_backbone_when_the_config_file_is_gone(tmp_path):
     assert state["backbone"]["layers_per_block"] == 2
     file.unlink()
     assert load_run(run).net.backbone.config.layers_per_block == 2
+
+
+def test_channels_last_trains_the_same_network(tmp_path):
+    torch.set_num_threads(1)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(RUN))
+    for name, extra in (("plain", ()), ("cl", ("--channels-last",))):
+        sagd("train", "--config", tmp_path / "run.yaml", "--out", tmp_path / name, "--steps", 2, *extra)
+    a, b = (checkpoint.load_tensors(checkpoint.latest(tmp_path / n), "model") for n in ("plain", "cl"))
+    assert a.keys() == b.keys()
+    for k in a:  # the same arithmetic in another memory layout: equal up to float32 summation order
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert yaml.safe_load((tmp_path / "cl" / "config.yaml").read_text())["channels_last"] is True

@@ -72,6 +72,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     skip_nonfinite: int = 0  # drop up to this many consecutive steps with a NaN/inf loss or gradient; 0: stop
     mixed_precision: str = "auto"
+    compile: bool = False  # torch.compile the network (GPUs: faster steps after a slow first one)
+    channels_last: bool = False  # channels-last weights: faster convolutions on recent GPUs with bf16
     seed: int = 0
     # logging, samples, checkpoints
     log_every: int = 50

@@ -164,9 +164,14 @@ class Trainer:
         self.step = 0
         if ckpt:
             resuming.load_into(net, ckpt, "model")
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                fused=device.type == "cuda")  # one kernel for all parameters
         self.net, self.opt = self.acc.prepare(net, opt)
         self.ema = ema_model(self.acc.unwrap_model(self.net), cfg.ema_decay)
+        if cfg.compile:  # in place, after the EMA copy: parameter names (and checkpoints) are unchanged
+            self.acc.unwrap_model(self.net).compile()
         if ckpt:
             self._restore(ckpt)
         self.batches = random_batches(self.data, cfg.batch_size, self.gens["data"])

@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per process and micro-step")
     p.add_argument("--lr", type=float)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
+    p.add_argument("--channels-last", action="store_true", default=None, help="channels-last weights (GPUs)")
     p.set_defaults(func=run)
 
 
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> None:
     from ..train import train
 
     keys = ("dataset", "data_root", "pad_to", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
-            "omission", "model", "vae", "latents", "class_conditional", "steps", "batch_size", "lr", "out")
+            "omission", "model", "vae", "latents", "class_conditional", "steps", "batch_size", "lr", "compile",
+            "channels_last", "out")
     if args.resume:
         if args.config:
             raise ValueError("--config and --resume exclude each other: a resumed run uses its own config.yaml")

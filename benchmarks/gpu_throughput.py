@@ -1,0 +1,176 @@
+"""Training throughput on one GPU: sagd (SAGD and isotropic) against a plain diffusers loop.
+
+For each backbone (UNet ``base`` on 3×32×32 images, ``dit-s/2`` on 4×32×32 inputs, the latent
+size of 256² images under a Stable Diffusion VAE) three loops train the same network (same preset,
+same initial weights) on batches of the same size drawn the same way from a tensor on the device:
+
+* ``sagd power_law``: ``Trainer.train_step`` with ``spectrum: power_law:alpha=-0.5`` (Accelerate,
+  the ``Network`` wrapper, colored noise through ``rfft``/``irfft``, EMA, clipping);
+* ``sagd isotropic``: the same with ``spectrum: isotropic`` (the same code, ``w ≡ 1``);
+* ``diffusers loop``: the loop of diffusers' ``train_unconditional.py`` example: the bare backbone,
+  ``DDPMScheduler.add_noise`` with white noise, MSE, clipping, AdamW, ``EMAModel``.
+
+All three use the same speed settings: bf16 autocast on GPUs that have it, fused AdamW on CUDA,
+and, when asked, ``--compile`` (``torch.compile`` of the network) and ``--channels-last``.
+Variants are timed in interleaved rounds (alternating order) after a warm-up, synchronising the
+device around each round; the JSON holds every round and the medians.
+
+    PYTHONPATH=src python benchmarks/gpu_throughput.py --out DIR [--compile] [--channels-last]
+    PYTHONPATH=src python benchmarks/gpu_throughput.py --out DIR --quick   # tiny sizes: a CPU check
+
+Writes ``DIR/gpu_throughput.json`` and ``DIR/gpu_throughput.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from common import machine
+from sagd.config import TrainConfig
+from sagd.data import random_batches
+from sagd.train import Trainer
+
+SPECTRUM = "power_law:alpha=-0.5"
+FULL = {"base": "grf:size=32,channels=3,n=4096", "dit-s/2": "grf:size=32,channels=4,n=4096"}
+QUICK = {"tiny": "grf:size=8,channels=1,n=256", "dit-tiny": "grf:size=8,channels=4,n=256"}
+
+
+def sagd_trainer(model: str, dataset: str, spectrum: str, args, out: str) -> Trainer:
+    cfg = TrainConfig(out=out, dataset=dataset, spectrum=spectrum, model=model, batch_size=args.batch_size,
+                      warmup=0, seed=0, compile=args.compile, channels_last=args.channels_last)
+    return Trainer(cfg.validate())
+
+
+def diffusers_step(trainer: Trainer, args):
+    """One step of diffusers' example training loop on a copy of ``trainer``'s backbone and data."""
+    from diffusers import DDPMScheduler
+    from diffusers.training_utils import EMAModel
+
+    device = trainer.acc.device
+    model = copy.deepcopy(trainer.acc.unwrap_model(trainer.net).backbone)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile:
+        model.compile()
+    ema = EMAModel(model.parameters(), decay=0.999, foreach=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, fused=device.type == "cuda")
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=trainer.acc.mixed_precision == "bf16")
+    g = torch.Generator(device).manual_seed(1)
+    batches = random_batches(trainer.data, args.batch_size, torch.Generator(device).manual_seed(0))
+    dit = type(model).__name__.startswith("DiT")
+
+    def step():
+        x0, _ = next(batches)
+        noise = torch.randn(x0.shape, generator=g, device=device)
+        timesteps = torch.randint(0, 1000, (x0.shape[0],), generator=g, device=device)
+        labels = torch.zeros(x0.shape[0], dtype=torch.long, device=device) if dit else None
+        with autocast:
+            pred = model(scheduler.add_noise(x0, noise, timesteps), timesteps, class_labels=labels).sample
+        loss = F.mse_loss(pred.float(), noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.step(model.parameters())
+        return loss.detach()
+
+    return step
+
+
+def timed(step, n: int, device: torch.device) -> float:
+    """Seconds for ``n`` steps, the device synchronised before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def measure(model: str, dataset: str, args, tmp: str) -> dict:
+    sagd_plw = sagd_trainer(model, dataset, SPECTRUM, args, f"{tmp}/{model}-plw")
+    sagd_iso = sagd_trainer(model, dataset, "isotropic", args, f"{tmp}/{model}-iso")
+    device = sagd_iso.acc.device
+    variants = {"sagd power_law": sagd_plw.train_step, "sagd isotropic": sagd_iso.train_step,
+                "diffusers loop": diffusers_step(sagd_iso, args)}
+    for step in variants.values():
+        timed(step, args.warmup, device)
+    seconds = {name: [] for name in variants}
+    for r in range(args.rounds):
+        for name in (list(variants) if r % 2 == 0 else list(reversed(variants))):
+            seconds[name].append(timed(variants[name], args.steps, device))
+    rates = {name: [args.batch_size * args.steps / s for s in secs] for name, secs in seconds.items()}
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    net = sagd_iso.acc.unwrap_model(sagd_iso.net)
+    return {
+        "model": model, "backbone": type(net.backbone).__name__, "dataset": dataset,
+        "input_shape": list(sagd_iso.data.shape), "parameters": sum(p.numel() for p in net.parameters()),
+        "mixed_precision": sagd_iso.acc.mixed_precision,
+        "images_per_s_median": median, "images_per_s_rounds": rates,
+        "ratios": {"power_law / isotropic": median["sagd power_law"] / median["sagd isotropic"],
+                   "sagd isotropic / diffusers loop": median["sagd isotropic"] / median["diffusers loop"],
+                   "sagd power_law / diffusers loop": median["sagd power_law"] / median["diffusers loop"]},
+    }
+
+
+def table(result: dict) -> str:
+    a = result["settings"]
+    rows = [f"### Training throughput on {result['machine']['cuda_device'] or 'CPU'}", "",
+            f"batch {a['batch_size']}, {a['rounds']} interleaved rounds of {a['steps']} steps after {a['warmup']} "
+            f"warm-up steps, median images/s; compile={a['compile']}, channels_last={a['channels_last']}, "
+            f"fused AdamW on CUDA.", "",
+            "| backbone | input | precision | sagd power_law | sagd isotropic | diffusers loop | "
+            "power_law / isotropic | sagd / diffusers |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in result["models"]:
+        m = r["images_per_s_median"]
+        rows.append(f"| `{r['model']}` ({r['parameters'] / 1e6:.1f} M) | {'×'.join(map(str, r['input_shape']))} | "
+                    f"{r['mixed_precision']} | {m['sagd power_law']:.0f} | {m['sagd isotropic']:.0f} | "
+                    f"{m['diffusers loop']:.0f} | {r['ratios']['power_law / isotropic']:.3f} | "
+                    f"{r['ratios']['sagd isotropic / diffusers loop']:.3f} |")
+    mach = result["machine"]
+    rows += ["", f"torch {mach['torch']}, commit {mach['git_commit'][:12]} (`benchmarks/gpu_throughput.py`).", ""]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, type=Path, help="folder for gpu_throughput.json and .md")
+    p.add_argument("--quick", action="store_true", help="tiny backbones and sizes (tiny, dit-tiny on 8×8): a CPU check")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument("--channels-last", action="store_true", help="channels-last weights (convolutions)")
+    p.add_argument("--batch-size", type=int, help="default 128 (quick: 8)")
+    p.add_argument("--steps", type=int, help="steps per variant per round (default 20; quick: 2)")
+    p.add_argument("--rounds", type=int, help="default 5 (quick: 2)")
+    p.add_argument("--warmup", type=int, help="warm-up steps per variant (default 10, 30 with --compile; quick: 1)")
+    args = p.parse_args()
+    q = args.quick
+    args.batch_size = args.batch_size or (8 if q else 128)
+    args.steps = args.steps or (2 if q else 20)
+    args.rounds = args.rounds or (2 if q else 5)
+    args.warmup = args.warmup or (1 if q else 30 if args.compile else 10)
+    models = QUICK if q else FULL
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(model, dataset, args, tmp) for model, dataset in models.items()]
+    settings = {k: getattr(args, k) for k in ("quick", "compile", "channels_last", "batch_size", "steps", "rounds",
+                                              "warmup")}
+    result = {"benchmark": "gpu_throughput", "settings": settings, "models": results, "machine": machine()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "gpu_throughput.md").write_text(table(result))
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
