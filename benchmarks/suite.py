@@ -101,9 +101,8 @@ class Scorer:
     """Scores samples against the clean Fashion-MNIST test split (in-domain classifier features)."""
 
     def __init__(self, device):
-        from sagd.commands.features import cache_dir, extractor_for
         from sagd.data import load_dataset
-        from sagd.metrics import reference_stats
+        from sagd.metrics import cache_dir, extractor_for, reference_stats
 
         self.test = load_dataset(DATASET, "test").images
         self.extractor = extractor_for(None, DATASET, tuple(self.test.shape[1:]), device=device)
@@ -151,8 +150,7 @@ def metrics_log(run: Path) -> tuple[list[dict], list[dict]]:
 def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, device) -> dict:
     """Train (or resume) and score one run; returns its result record."""
     from sagd import checkpoint
-    from sagd.commands.eval import draw_samples
-    from sagd.commands.sample import load_ema
+    from sagd.run import load_run
     from sagd.train import save_grid, train
 
     budget = BUDGETS[budget_name]
@@ -169,13 +167,10 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
         resumed = bool(checkpoint.list_checkpoints(model_dir))
         train(cfg, resume=resumed)
         train_seconds = time.time() - started
-    from sagd.config import load_config
-
-    cfg = load_config(model_dir / "config.yaml")
-    net, proc, state = load_ema(model_dir, device)
+    loaded = load_run(model_dir, device)
+    cfg, state = loaded.cfg, loaded.state
     sample_start = time.time()
-    samples = draw_samples(net, proc, cfg.prediction, budget.samples, method, steps, 500,
-                           torch.Generator(device).manual_seed(1000 + seed), cfg.sample_clip)
+    samples = loaded.draw(budget.samples, torch.Generator(device).manual_seed(1000 + seed), method, steps, 500)
     sample_seconds = time.time() - sample_start
     record = {"experiment": experiment, "arm": arm.name, "label": arm.label, "seed": seed, "budget": budget_name,
               "budget_settings": asdict(budget), "config": cfg.to_dict(), "sampler": method, "sampler_steps": steps,
