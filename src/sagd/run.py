@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 from . import checkpoint, diffusion, finite, resume
 from .config import TrainConfig, load_config
 from .latent import VAE
-from .metrics import FeatureExtractor, extractor_for
 from .models import Network, guided_denoiser
 from .spectral import SpectralCovariance
 
@@ -94,8 +93,10 @@ class Run:
                 bar.update(len(x))
         return torch.cat(out)
 
-    def extractor(self, choice: str | None = None, inception_weights: str | None = None) -> FeatureExtractor:
+    def extractor(self, choice: str | None = None, inception_weights: str | None = None):
         """The feature space ``--features choice`` names for this run's samples (``metrics.extractor_for``)."""
+        from .metrics import extractor_for  # scipy and friends: not needed to train or sample
+
         return extractor_for(choice, self.cfg.dataset, self.image_shape, self.device, inception_weights)
 
 
@@ -111,7 +112,9 @@ def load_run(run_dir: str | Path, device="cpu") -> Run:
     state = checkpoint.load_state(ckpt)
     resume.require(state, ckpt, ("num_classes",))
     cov = SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance"))
-    net = Network(state.get("backbone", cfg.model), cov.shape, state["num_classes"])  # older checkpoints: no "backbone"
+    # a preset is code, checked against the tensors; a config file may be gone since: the checkpoint keeps it
+    model = state["backbone"] if str(cfg.model).endswith(".json") and "backbone" in state else cfg.model
+    net = Network(model, cov.shape, state["num_classes"])
     resume.load_into(net, ckpt, "ema")
     vae = VAE.load(cfg.vae, device) if cfg.vae else None
     return Run(run_dir, cfg, net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state, vae)
