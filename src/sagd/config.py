@@ -24,6 +24,7 @@ from .models import check_model
 from .spectral import parse_spec
 from .spectral.grid import UNITS
 
+LOADINGS = ("auto", "memory", "stream")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 
@@ -50,6 +51,8 @@ class TrainConfig:
     corrupt: Corruption | None = None
     vae: str | None = None  # an AutoencoderKL folder: diffusion in its latent space (sagd.latent)
     latents: str | None = None  # the train split's latents, precomputed by sagd encode (needs vae)
+    data_loading: str = "auto"  # memory | stream (folder, arrow data sets) | auto: stream large sets
+    data_workers: int = 2  # DataLoader worker processes of a stream
     # diffusion
     spectrum: str = "isotropic"
     schedule: str = "linear"
@@ -107,6 +110,7 @@ class TrainConfig:
             ("prediction", PREDICTIONS),
             ("omission", OMISSIONS),
             ("mixed_precision", MIXED_PRECISION),
+            ("data_loading", LOADINGS),
             ("sample_method", tuple(METHODS)),
         ):
             if getattr(self, key) not in allowed:
@@ -118,7 +122,7 @@ class TrainConfig:
         for key in ("lr", "grad_clip"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"config {key}: must be > 0, got {getattr(self, key)}")
-        for key in ("warmup", "weight_decay", "probe_every", "skip_nonfinite"):
+        for key in ("warmup", "weight_decay", "probe_every", "skip_nonfinite", "data_workers"):
             if getattr(self, key) < 0:
                 raise ValueError(f"config {key}: must be >= 0, got {getattr(self, key)}")
         for key in ("ema_decay", "label_dropout"):

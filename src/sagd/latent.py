@@ -134,13 +134,3 @@ def read_latents(folder: str | Path, dataset: str, pad_to: int | None = None) ->
     shards = [load_file(folder / name) for name in meta["shards"]]
     labels = torch.cat([s["labels"] for s in shards]) if meta["num_classes"] is not None else None
     return ImageData(torch.cat([s["latents"] for s in shards]), labels, meta["num_classes"], name=dataset)
-
-
-def training_data(cfg, vae: VAE | None) -> ImageData:
-    """The train split the loss sees: images, or their latents (read from ``cfg.latents`` or encoded now)."""
-    from .data import load_dataset
-
-    if cfg.latents is not None:
-        return read_latents(cfg.latents, cfg.dataset, cfg.pad_to)
-    data = load_dataset(cfg.dataset, "train", root=cfg.data_root, pad_to=cfg.pad_to)
-    return data if vae is None else encode_data(data, vae)

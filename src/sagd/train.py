@@ -19,7 +19,6 @@ checkpoint that belongs to the config (``resume.find``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import json
 import math
@@ -36,13 +35,14 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
 from .config import TrainConfig, save_config
-from .data import DatasetNotFoundError, corrupt_band, load_dataset, random_batches
+from .data import DatasetNotFoundError, corrupt_band, load_dataset
 from .diffusion.parametrization import sample_time
-from .latent import VAE, training_data
+from .latent import VAE
 from .models import Network, drop_labels
 from .progress import Progress, SlowdownWatch
 from .run import generate
 from .spectral import SpectralCovariance, from_spec
+from .training_data import batches, on_device, training_data
 
 STREAMS = ("data", "time", "noise")
 METRICS = "metrics.jsonl"
@@ -144,7 +144,7 @@ class Trainer:
         device = self.acc.device
 
         self.vae = VAE.load(cfg.vae, device) if cfg.vae else None
-        data = training_data(cfg, self.vae)  # images, or their latents
+        data = training_data(cfg, self.vae)  # images or their latents in memory, or a stream
         if cfg.class_conditional and data.labels is None:
             raise ValueError(f"class_conditional needs labels, and dataset {cfg.dataset!r} has none")
         self.cov = (SpectralCovariance.from_state_dict(checkpoint.load_tensors(ckpt, "covariance")) if ckpt
@@ -154,14 +154,12 @@ class Trainer:
                              f"{self.cov.shape}, the data set {cfg.dataset!r} has {data.shape}")
         self.proc = diffusion.VPProcess(self.cov, cfg.schedule, cfg.noise)
         labelled = cfg.class_conditional
-        self.data = dataclasses.replace(data, images=data.images.to(device),
-                                        labels=data.labels.to(device) if labelled else None,
-                                        num_classes=data.num_classes if labelled else None)
+        self.data = on_device(data, device, labelled)
 
         torch.manual_seed(cfg.seed)  # the network's initial weights
         net = Network(cfg.model, data.shape, data.num_classes if cfg.class_conditional else None)
         self.gens = generators(cfg.seed, self.acc.process_index, device)
-        self.step = 0
+        self.step, self.stream_batches = 0, 0
         if ckpt:
             resuming.load_into(net, ckpt, "model")
         if cfg.channels_last:
@@ -174,7 +172,8 @@ class Trainer:
             self.acc.unwrap_model(self.net).compile()
         if ckpt:
             self._restore(ckpt)
-        self.batches = random_batches(self.data, cfg.batch_size, self.gens["data"])
+        self.batches = batches(self.data, cfg.batch_size, self.gens["data"], cfg.seed, self.acc.process_index,
+                               self.acc.num_processes, cfg.data_workers, start=self.stream_batches)
         self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images, self.vae).to(device), seed=cfg.seed)
                       if cfg.probe_every else None)
         self.guard = finite.StepGuard(cfg.skip_nonfinite, self.acc.reduce, self.say, self.newest_checkpoint_hint)
@@ -202,7 +201,7 @@ class Trainer:
         if state["processes"] != self.acc.num_processes:
             raise ValueError(f"checkpoint {str(ckpt)!r} was written by {state['processes']} processes; "
                              f"resume it with the same number (got {self.acc.num_processes})")
-        self.step = state["step"]
+        self.step, self.stream_batches = state["step"], state.get("stream_batches") or 0
         resuming.load_into(self.ema.module, ckpt, "ema")
         rng = checkpoint.load_tensors(ckpt, "rng")
         try:
@@ -242,6 +241,7 @@ class Trainer:
                 "optimizer": opt_meta,
                 "ema_updates": int(self.ema.n_averaged),
                 "processes": self.acc.num_processes,
+                "stream_batches": getattr(self.batches, "consumed", None),  # batches each process drew (streams)
                 "num_classes": self.acc.unwrap_model(self.net).num_classes,
                 "backbone": self.acc.unwrap_model(self.net).config,
                 "config": self.cfg.to_dict(),

@@ -69,15 +69,7 @@ def folder(split: str, path: str, size: int | None = None, channels: int | None 
     16-bit/float image is an error naming the file; ``skip_bad=true`` leaves such files out
     instead, with one warning line on stderr.
     """
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise DatasetNotFoundError(f"folder: no directory {directory}")
-    if (directory / split).is_dir():
-        directory = directory / split
-    classes = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
-    files = [_image_files(d) for d in classes] if classes else [_image_files(directory)]
-    if not any(files):
-        raise DatasetNotFoundError(f"folder: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}")
+    directory, classes, files = folder_files(split, path)
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if size is not None and size < 1:
@@ -95,6 +87,28 @@ def folder(split: str, path: str, size: int | None = None, channels: int | None 
         return ImageData(images, hflip=hflip)
     labels = torch.cat([torch.full((len(group),), k, dtype=torch.int64) for k, group in enumerate(files)])
     return ImageData(images, labels, len(classes), hflip=hflip)
+
+
+def folder_files(split: str, path: str) -> tuple[Path, list[Path], list[list[Path]]]:
+    """The folder a ``folder`` data set reads (``path`` or ``path/<split>``), its class folders (sorted; none
+    for a flat folder) and the image files of each class (of the folder itself when flat), sorted."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise DatasetNotFoundError(f"folder: no directory {directory}")
+    if (directory / split).is_dir():
+        directory = directory / split
+    classes = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
+    files = [_image_files(d) for d in classes] if classes else [_image_files(directory)]
+    if not any(files):
+        raise DatasetNotFoundError(f"folder: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}")
+    return directory, classes, files
+
+
+def read_image(path: Path, mode: str | None, size: int | None) -> np.ndarray:
+    """One file as uint8 ``(H, W)`` (gray) or ``(H, W, 3)``: ``mode`` ``"L"``, ``"RGB"``, or ``None`` for
+    gray images gray and others RGB; ``BadImage`` naming an unreadable file."""
+    img = _open(path)
+    return _read(img, mode or ("L" if img.mode in _GRAY_MODES else "RGB"), size)
 
 
 def _read_all(files: list[list[Path]], channels: int | None, size: int | None, skip_bad: bool,

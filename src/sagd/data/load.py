@@ -12,6 +12,7 @@ A spec is ``name`` or ``name:key=value,...`` (values may not contain commas). Na
 ``grf``            ``alpha=-1, size=16, channels=1, n=4096, seed=0``: Gaussian random fields
 ``folder``         ``path`` (required), ``size``, ``channels=1|3``, ``hflip=false``, ``skip_bad=false``
 ``npz``            ``path`` (required), ``hflip=false``
+``arrow``          ``path`` (required), ``size``, ``channels=1|3``, ``hflip=false``: ``datasets`` saved to disk
 =================  ======================================================================
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-from . import bundled, custom, disk, synthetic
+from . import bundled, custom, disk, stream, synthetic
 from .image_data import ImageData
 from .transforms import pad_square
 
@@ -34,6 +35,7 @@ _LOADERS = {
     "grf": synthetic.grf,
     "folder": custom.folder,
     "npz": custom.npz,
+    "arrow": stream.arrow,
 }
 DATASETS = tuple(_LOADERS)
 SPLITS = ("train", "test")

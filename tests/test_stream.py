@@ -1,0 +1,154 @@
+"""Streaming data: a folder of PNGs and Arrow shards read by 2 DataLoader workers, resumed exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from sagd import checkpoint, training_data
+from sagd.cli import main
+from sagd.config import TrainConfig
+from sagd.data import ImageData, load_dataset
+from sagd.data.stream import ArrowSource, EpochBatches, FolderSource, StreamBatches
+
+RUN = dict(spectrum="power_law:alpha=-0.5", batch_size=16, grad_accum=2, warmup=2, log_every=1, checkpoint_every=2,
+           sample_every=1000, sample_n=4, sample_steps=2, probe_every=0, data_loading="stream", data_workers=2)
+
+
+def sagd(*args) -> None:
+    assert main([str(a) for a in args]) == 0
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "train")
+
+
+def uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@pytest.fixture(scope="module")
+def png_folder(tmp_path_factory, digits):
+    """The digits train split as 8×8 PNGs in class folders (ImageFolder layout)."""
+    root = tmp_path_factory.mktemp("pngs")
+    for i, (image, label) in enumerate(zip(uint8(digits.images), digits.labels.tolist())):
+        (root / f"c{label}").mkdir(exist_ok=True)
+        Image.fromarray(image).save(root / f"c{label}" / f"{i:05d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def arrow_dir(tmp_path_factory, digits):
+    """The digits train split as a datasets.Dataset saved to disk in 3 Arrow shards."""
+    import datasets
+
+    root = tmp_path_factory.mktemp("arrow")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    data = datasets.Dataset.from_dict({"image": [Image.fromarray(a) for a in uint8(digits.images)],
+                                       "label": digits.labels.tolist()}, features=features)
+    data.save_to_disk(str(root), num_shards=3)
+    return root
+
+
+def test_epoch_batches_split_the_set_across_processes_and_resume_by_count():
+    ranks = [EpochBatches(103, 8, seed=5, rank=r, world=2) for r in range(2)]
+    assert ranks[0].per_epoch == 6  # 51 images per process, 6 whole batches
+    first = [[b for _, b in zip(range(6), iter(s))] for s in ranks]
+    seen = [i for rank in first for batch in rank for i in batch]
+    assert len(seen) == len(set(seen)) == 96  # one epoch: disjoint across processes, no repeats
+    stream = iter(EpochBatches(103, 8, seed=5, rank=1, world=2))
+    whole = [next(stream) for _ in range(20)]
+    resumed = iter(EpochBatches(103, 8, seed=5, rank=1, world=2, start=9))
+    assert [next(resumed) for _ in range(11)] == whole[9:]  # a resume continues mid-epoch exactly
+    assert whole[:6] != whole[6:12]  # each epoch its own order
+    with pytest.raises(ValueError, match="exceeds"):
+        EpochBatches(10, 8, seed=0, world=2)
+
+
+@pytest.mark.parametrize("source", ["folder", "arrow"])
+def test_sources_read_what_the_in_memory_loaders_do(source, png_folder, arrow_dir, digits):
+    data = FolderSource("train", str(png_folder)) if source == "folder" else ArrowSource("train", str(arrow_dir))
+    assert len(data) == len(digits) and data.num_classes == 10 and data.shape == (1, 8, 8)
+    memory = load_dataset(f"{source}:path={png_folder if source == 'folder' else arrow_dir}", "train")
+    for i in (0, 700, len(data) - 1):
+        image, label = data[i]
+        assert torch.equal(image, memory.images[i]) and label == memory.labels[i]
+    if source == "arrow":  # the arrow set holds digits in their order: the 8-bit values round-trip
+        assert torch.equal(memory.labels, digits.labels)
+        assert np.array_equal(uint8(memory.images), uint8(digits.images))
+
+
+def test_stream_batches_with_workers_are_the_sampler_order(png_folder):
+    source = FolderSource("train", str(png_folder))
+    stream = StreamBatches(source, 16, seed=3, rank=0, world=1, device="cpu", workers=2)
+    order = iter(EpochBatches(len(source), 16, seed=3))
+    for _ in range(95):  # past an epoch boundary (89 batches per epoch)
+        images, labels = next(stream)
+        index = next(order)
+        assert torch.equal(images, torch.stack([source[i][0] for i in index]))
+        assert labels.tolist() == [source[i][1] for i in index]
+    assert stream.consumed == 95
+
+
+@pytest.mark.parametrize("source", ["folder", "arrow"])
+def test_a_streamed_run_killed_and_resumed_sees_the_same_batches(source, png_folder, arrow_dir, tmp_path):
+    torch.set_num_threads(1)
+    path = png_folder if source == "folder" else arrow_dir
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({**RUN, "dataset": f"{source}:path={path},hflip=true"}))
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    sagd("train", "--config", config, "--out", whole, "--steps", 4)
+    sagd("train", "--config", config, "--out", split, "--steps", 2)  # stops after step 2's checkpoint
+    assert checkpoint.load_state(checkpoint.latest(split))["stream_batches"] == 4  # 2 steps x 2 micro-batches
+    sagd("train", "--resume", split, "--steps", 4)
+    losses = [[json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+               if "loss" in json.loads(line)] for run in (whole, split)]
+    assert len(losses[0]) == 4 and losses[0] == losses[1]
+    a, b = (checkpoint.load_tensors(checkpoint.latest(run), "model") for run in (whole, split))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_auto_streams_only_large_sets(png_folder, monkeypatch):
+    cfg = TrainConfig(dataset=f"folder:path={png_folder}")
+    assert isinstance(training_data.training_data(cfg, None), ImageData)  # 1438 tiny images: in memory
+    monkeypatch.setattr(training_data, "MEMORY_BYTES", 1000)
+    data = training_data.training_data(cfg, None)
+    assert isinstance(data, training_data.StreamData) and data.images.shape == (1438, 1, 8, 8)
+    assert isinstance(training_data.training_data(cfg.replace(data_loading="memory"), None), ImageData)
+    with pytest.raises(ValueError, match="stream reads folder and arrow"):
+        training_data.training_data(TrainConfig(dataset="digits", data_loading="stream"), None)
+
+
+def test_two_processes_stream_disjoint_shares_and_resume_exactly(png_folder, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({**RUN, "dataset": f"folder:path={png_folder}", "grad_accum": 1}))
+
+    def launch(*args):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        result = subprocess.run(
+            [Path(sys.executable).parent / "accelerate", "launch", "--multi_gpu", "--num_processes", "2",
+             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+             str(port), "-m", "sagd.cli", "train", *map(str, args)],
+            env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}, capture_output=True, text=True,
+            timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    launch("--config", config, "--out", tmp_path / "whole", "--steps", 4)
+    launch("--config", config, "--out", tmp_path / "split", "--steps", 2)
+    launch("--resume", tmp_path / "split", "--steps", 4)
+    a, b = (checkpoint.load_tensors(checkpoint.latest(tmp_path / r), "model") for r in ("whole", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state = checkpoint.load_state(checkpoint.latest(tmp_path / "split"))
+    assert state["processes"] == 2 and state["stream_batches"] == 4
