@@ -152,3 +152,10 @@ def test_two_processes_stream_disjoint_shares_and_resume_exactly(png_folder, tmp
     assert all(torch.equal(a[k], b[k]) for k in a)
     state = checkpoint.load_state(checkpoint.latest(tmp_path / "split"))
     assert state["processes"] == 2 and state["stream_batches"] == 4
+
+
+def test_skip_bad_folders_stay_in_memory(png_folder):
+    cfg = TrainConfig(dataset=f"folder:path={png_folder},skip_bad=true")
+    assert isinstance(training_data.training_data(cfg, None), ImageData)
+    with pytest.raises(ValueError, match="cannot leave bad ones out"):
+        training_data.training_data(cfg.replace(data_loading="stream"), None)

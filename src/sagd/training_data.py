@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import ImageData, load_dataset, parse_dataset_spec, random_batches
+from .data.custom import BadImage
 from .data.stream import STREAMABLE, StreamBatches
 from .data.transforms import random_hflip
 from .latent import VAE, encode_data, read_latents
@@ -57,19 +58,25 @@ def training_data(cfg, vae: VAE | None) -> ImageData | StreamData:
     if cfg.latents is not None:
         return read_latents(cfg.latents, cfg.dataset, cfg.pad_to)
     name, kwargs = parse_dataset_spec(cfg.dataset)
-    if cfg.data_loading != "memory" and name in STREAMABLE:
+    if cfg.data_loading == "stream" and name not in STREAMABLE:
+        raise ValueError(f"config data_loading: stream reads folder and arrow data sets, not {name!r}")
+    if cfg.data_loading != "memory" and name in STREAMABLE and not kwargs.get("skip_bad"):
         hflip = kwargs.pop("hflip", False)
-        if kwargs.pop("skip_bad", False):
-            raise ValueError("dataset skip_bad: a stream reads each file when it is drawn and cannot leave bad ones "
-                             "out; remove them, or set data_loading: memory")
-        source = STREAMABLE[name]("train", **kwargs, pad_to=cfg.pad_to)
-        if cfg.data_loading == "stream" or len(source) * math.prod(source.shape) * 4 > MEMORY_BYTES:
+        try:
+            source = STREAMABLE[name]("train", **kwargs, pad_to=cfg.pad_to)
+        except BadImage:
+            if cfg.data_loading == "stream":
+                raise
+            source = None  # auto: the in-memory loader names the file (or leaves it out with skip_bad)
+        if source is not None and (cfg.data_loading == "stream"
+                                   or len(source) * math.prod(source.shape) * 4 > MEMORY_BYTES):
             if vae is not None:
                 raise ValueError("config data_loading: streamed images cannot be encoded on the fly; "
                                  "precompute latents with sagd encode (--latents)")
             return _stream(source, cfg.seed, hflip)
     elif cfg.data_loading == "stream":
-        raise ValueError(f"config data_loading: stream reads folder and arrow data sets, not {name!r}")
+        raise ValueError("dataset skip_bad: a stream reads each file when it is drawn and cannot leave bad ones "
+                         "out; remove them, or set data_loading: memory")
     data = load_dataset(cfg.dataset, "train", root=cfg.data_root, pad_to=cfg.pad_to)
     return data if vae is None else encode_data(data, vae)
 
