@@ -1,22 +1,29 @@
 """The SAGD diffusion process: schedules, forward process, parametrisations, samplers, likelihood."""
 
+from .exact import GaussianData, sample_law
+from .grids import optimized_grid
 from .likelihood import bits_per_dim, nll
 from .parametrization import PREDICTIONS, Denoiser, loss, target, to_denoised
 from .process import VPProcess
-from .samplers import METHODS, sample, time_grid
+from .samplers import METHODS, nfe, sample, steps_for_nfe, time_grid
 from .schedules import CosineSchedule, LinearSchedule
 
 __all__ = [
     "CosineSchedule",
     "Denoiser",
+    "GaussianData",
     "LinearSchedule",
     "METHODS",
     "PREDICTIONS",
     "VPProcess",
     "bits_per_dim",
     "loss",
+    "nfe",
     "nll",
+    "optimized_grid",
     "sample",
+    "sample_law",
+    "steps_for_nfe",
     "target",
     "time_grid",
     "to_denoised",
