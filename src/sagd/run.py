@@ -36,14 +36,16 @@ def sampler_denoiser(net: Network, proc: diffusion.VPProcess, prediction: str,
 
 @torch.no_grad()
 def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, method: str, steps: int,
-             generator: torch.Generator, guidance: float = 1.0, clip: float | None = None, progress: bool = False):
-    """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional)."""
+             generator: torch.Generator, guidance: float = 1.0, clip: float | None = None, progress: bool = False,
+             t_grid: torch.Tensor | None = None):
+    """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional);
+    ``t_grid``: an explicit time grid (``diffusion.optimized_grid``) instead of the method's default."""
     device = next(net.parameters()).device
     labels = None if net.num_classes is None else torch.arange(n, device=device) % net.num_classes
     was_training = net.training
     net.eval()
     x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method=method,
-                         steps=steps, generator=generator, device=device, progress=progress)
+                         steps=steps, generator=generator, device=device, progress=progress, t_grid=t_grid)
     net.train(was_training)
     finite.check_samples(x, net)
     return x, labels
@@ -74,13 +76,14 @@ class Run:
         return next(self.net.parameters()).device
 
     def sample(self, n: int, generator: torch.Generator, method: str | None = None, steps: int | None = None,
-               guidance: float = 1.0, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+               guidance: float = 1.0, progress: bool = False,
+               t_grid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` samples ``(n, C, H, W)`` on the run's device and their labels (``generate``; decoded in a
         latent run); ``method`` and ``steps`` default to the run's ``sample_method`` and ``sample_steps``, the
         clamp is its ``sample_clip``."""
         cfg = self.cfg
         x, labels = generate(self.net, self.proc, cfg.prediction, n, method or cfg.sample_method,
-                             steps or cfg.sample_steps, generator, guidance, cfg.sample_clip, progress)
+                             steps or cfg.sample_steps, generator, guidance, cfg.sample_clip, progress, t_grid)
         return (x if self.vae is None else self.vae.decode(x)), labels
 
     def draw(self, n: int, generator: torch.Generator, method: str, steps: int, batch_size: int) -> torch.Tensor:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import diffusion
+from ..config import TrainConfig
 from ..diffusion import METHODS
 
 
@@ -21,10 +23,26 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=int, default=64, metavar="N", help="number of samples (default 64)")
     p.add_argument("--method", choices=sorted(METHODS), help="sampler (default: the run's sample_method)")
     p.add_argument("--sampling-steps", type=int, metavar="N", help="sampler steps (default: the run's sample_steps)")
+    p.add_argument("--grid", choices=("default", "optimized"), default="default",
+                   help="time grid: the method's default, or one optimised for the run's spectrum and its training "
+                        "data's power spectrum on the exact Gaussian evaluator (cached; docs/samplers.md)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (class-conditional runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/generated)")
     p.set_defaults(func=run)
+
+
+def optimized_run_grid(cfg: TrainConfig, proc: diffusion.VPProcess, method: str, steps: int,
+                       data_root: str | None = None) -> torch.Tensor:
+    """The grid ``(steps + 1,)`` optimised for ``proc`` and the mean and power spectrum of ``cfg``'s training set."""
+    from ..data import load_dataset
+    from ..metrics.reference import cache_dir
+
+    if cfg.vae:
+        raise ValueError("--grid optimized needs a pixel-space run (this one diffuses VAE latents)")
+    train = load_dataset(cfg.dataset, "train", root=data_root or cfg.data_root)
+    data = diffusion.GaussianData.from_images(train.images)
+    return diffusion.optimized_grid(proc, data, method, steps, cache_dir() / "grids")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -37,11 +55,13 @@ def run(args: argparse.Namespace) -> None:
     method = args.method or run_.cfg.sample_method
     steps = args.sampling_steps or run_.cfg.sample_steps
     g = torch.Generator(run_.device).manual_seed(args.seed)
-    x, labels = run_.sample(args.n, g, method, steps, args.guidance, progress=True)
+    t_grid = None if args.grid == "default" else optimized_run_grid(run_.cfg, run_.proc, method, steps)
+    x, labels = run_.sample(args.n, g, method, steps, args.guidance, progress=True, t_grid=t_grid)
     out = Path(args.out or Path(args.run) / "generated")
     out.mkdir(parents=True, exist_ok=True)
     save_grid(x, out / "samples.png")
     extra = {} if labels is None else {"labels": labels.cpu().numpy()}
     np.savez(out / "samples.npz", images=x.cpu().numpy(), step=run_.step, method=method, steps=steps,
-             guidance=args.guidance, **extra)
-    print(f"wrote {out / 'samples.png'} and {out / 'samples.npz'} ({args.n} samples, step {run_.step}, {method} {steps} steps)")
+             guidance=args.guidance, grid=args.grid, **extra)
+    print(f"wrote {out / 'samples.png'} and {out / 'samples.npz'} ({args.n} samples, step {run_.step}, {method} "
+          f"{steps} steps = {diffusion.nfe(method, steps)} NFE, {args.grid} grid)")

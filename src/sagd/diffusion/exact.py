@@ -39,11 +39,13 @@ class GaussianData:
         self.power, self.mean = power, mean
 
     @classmethod
-    def from_images(cls, images: torch.Tensor) -> "GaussianData":
-        """The Gaussian with the mean and power spectrum of ``images`` ``(N, C, *spatial)``."""
-        images = torch.as_tensor(images).to(torch.float64)
-        mean = images.mean(0)
-        return cls(power_spectrum(images - mean), mean)
+    def from_images(cls, images: torch.Tensor, chunk: int = 4096) -> "GaussianData":
+        """The Gaussian with the mean and power spectrum of ``images`` ``(N, C, *spatial)`` (``chunk`` at a time)."""
+        images = torch.as_tensor(images)
+        parts = range(0, len(images), chunk)
+        mean = sum(images[i:i + chunk].to(torch.float64).sum(0) for i in parts) / len(images)
+        power = sum(len(images[i:i + chunk]) * power_spectrum(images[i:i + chunk] - mean) for i in parts)
+        return cls(power / len(images), mean)
 
     @property
     def shape(self) -> tuple[int, ...]:

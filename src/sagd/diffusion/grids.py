@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
-
 from .exact import GaussianData, kl, sample_law
 from .process import VPProcess
 from .samplers import check_method, check_steps, time_grid
@@ -37,7 +35,7 @@ def _grid(proc: VPProcess, theta: np.ndarray) -> torch.Tensor:
 def _key(proc: VPProcess, data: GaussianData, method: str, steps: int) -> str:
     h = hashlib.sha256()
     for tensor in (proc.cov.weights, data.power, data.mean):
-        h.update(tensor.numpy().tobytes())
+        h.update(tensor.to(torch.float32).numpy().tobytes())  # float32: the same key on any CPU
     h.update(repr((type(proc.schedule).__name__, vars(proc.schedule), proc.t_min, method, steps)).encode())
     return f"{method}-{steps}-{h.hexdigest()[:16]}"
 
@@ -50,6 +48,8 @@ def optimized_grid(proc: VPProcess, data: GaussianData, method: str, steps: int,
     gaps. With ``cache_dir`` the result is stored there as ``<method>-<steps>-<hash>.json`` (the
     hash covers ``Σ``, the schedule, ``t_min``, the data's power and mean) and read back next time.
     """
+    from scipy.optimize import minimize  # only here: sampling needs no scipy
+
     check_method(method)
     steps = check_steps(steps)
     path = None if cache_dir is None else Path(cache_dir) / f"{_key(proc, data, method, steps)}.json"
