@@ -49,3 +49,33 @@ def test_optimized_grid_is_cached(tmp_path):
     other = diffusion.optimized_grid(proc, exact.GaussianData(2 * POWER), "ddim", 3, cache_dir=tmp_path)
     assert other.tolist() != again.tolist() and len(list(tmp_path.glob("*.json"))) == 2
     assert diffusion.optimized_grid(proc, data, "ddim", 1).tolist() == [1.0, 0.0]
+
+
+def test_sample_cli_uses_the_optimized_grid(tmp_path, monkeypatch):
+    import numpy as np
+    import yaml
+
+    from sagd.cli import main
+    from sagd.commands.sample import load_ema
+    from sagd.config import load_config
+    from sagd.train import sampler_denoiser
+
+    monkeypatch.setenv("SAGD_CACHE", str(tmp_path / "cache"))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(dict(dataset="digits", model="tiny", spectrum="power_law:alpha=-0.5", batch_size=8,
+                                       log_every=1, checkpoint_every=2, sample_every=1000)))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--steps", "2"]) == 0
+    args = ["sample", "--run", str(run), "--n", "3", "--method", "dpmpp_2m", "--sampling-steps", "3", "--seed", "1"]
+    assert main([*args, "--grid", "optimized", "--out", str(tmp_path / "gen")]) == 0
+    (path,) = (tmp_path / "cache" / "grids").glob("dpmpp_2m-3-*.json")
+    grid = torch.tensor(json.loads(path.read_text())["t_grid"], dtype=torch.float64)
+    assert not torch.equal(grid, diffusion.time_grid(diffusion.VPProcess(spectral.isotropic(SHAPE)), 3))
+    saved = np.load(tmp_path / "gen" / "samples.npz")
+    assert str(saved["grid"]) == "optimized"
+    net, proc, _ = load_ema(run)
+    run_cfg = load_config(run / "config.yaml")
+    denoiser = sampler_denoiser(net, proc, run_cfg.prediction, clip=run_cfg.sample_clip)
+    x = diffusion.sample(denoiser, proc, 3, method="dpmpp_2m", t_grid=grid,
+                         generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(torch.from_numpy(saved["images"]), x)
