@@ -78,6 +78,14 @@ def test_convergence_order(method, spectrum_name):
     assert math.log2(e1 / e2) > order - 0.15, (e1, e2)
 
 
+def test_gaussian_data_denoiser_is_the_oracle():
+    proc = diffusion.VPProcess(spectral.power_law(SHAPE, alpha=-1.0))
+    oracle = GaussianOracle(proc, POWER, mean_pattern())
+    x, t = torch.randn(5, *SHAPE, dtype=torch.float64), torch.full((5,), 0.3)
+    d = exact.GaussianData(POWER, mean_pattern()).denoiser(proc)
+    torch.testing.assert_close(d(x, t), oracle.denoiser(x, t))
+
+
 def test_kl_and_errors_of_an_exact_law():
     data = exact.GaussianData(POWER, mean_pattern())
     same = exact.SampleLaw(data.mean.clone(), data.power.clone(), 0)

@@ -51,6 +51,22 @@ class GaussianData:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.power.shape)
 
+    def gain(self, proc: VPProcess, t: torch.Tensor) -> tuple[float, SpectralCovariance]:
+        """``α_t`` and the operator ``G_t = Fᴴ diag(α_t P / (α_t² P + σ_t² w)) F`` at the time ``t[0]``."""
+        tt = t.flatten()[0].to(torch.float64)
+        a, s = proc.alpha(tt).item(), proc.sigma(tt).item()
+        return a, SpectralCovariance(a * self.power / (a**2 * self.power + s**2 * proc.cov.weights), normalize=False)
+
+    def denoiser(self, proc: VPProcess):
+        """The exact ``D(x, t) = μ + G_t (x - α_t μ)`` for ``x`` ``(B, C, *spatial)`` (all ``t`` equal)."""
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            a, g = self.gain(proc, t)
+            mu = self.mean.to(x)
+            return mu + g.apply(x - a * mu)
+
+        return denoise
+
 
 @dataclass
 class SampleLaw:
@@ -69,13 +85,10 @@ class _AffineDenoiser:
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        tt = t.flatten()[0].to(torch.float64)
-        a, s = self.proc.alpha(tt).item(), self.proc.sigma(tt).item()
-        p = self.data.power
-        gain = SpectralCovariance(a * p / (a**2 * p + s**2 * self.proc.cov.weights), normalize=False)
+        a, g = self.data.gain(self.proc, t)
         offset = torch.zeros_like(x)
         offset[0] = self.data.mean
-        return offset + gain.apply(x - a * offset)
+        return offset + g.apply(x - a * offset)
 
 
 def _run(data: GaussianData, proc: VPProcess, method: str, steps: int, t_grid, eta: float, draws: int):
