@@ -21,22 +21,18 @@ import torch
 
 from common import RESULTS, machine, write_table
 from sagd import diffusion
-from sagd.commands.features import cache_dir, extractor_for
-from sagd.commands.sample import load_ema, optimized_run_grid
-from sagd.config import load_config
+from sagd.commands.sample import optimized_run_grid
 from sagd.data import load_dataset
 from sagd.diffusion import exact
 from sagd.metrics import evaluate_samples, reference_stats
-from sagd.train import sampler_denoiser
+from sagd.metrics.reference import cache_dir
+from sagd.run import load_run
 
 
-def draw(net, proc, cfg, n: int, method: str, steps: int, t_grid, seed: int, batch: int) -> torch.Tensor:
-    device = next(net.parameters()).device
-    g = torch.Generator(device).manual_seed(seed)
-    denoiser = sampler_denoiser(net, proc, cfg.prediction, clip=cfg.sample_clip)
-    out = [diffusion.sample(denoiser, proc, min(batch, n - i), method=method, steps=steps, t_grid=t_grid,
-                            generator=g, device=device).cpu() for i in range(0, n, batch)]
-    return torch.cat(out)
+def draw(run, n: int, method: str, steps: int, t_grid, seed: int, batch: int) -> torch.Tensor:
+    g = torch.Generator(run.device).manual_seed(seed)
+    return torch.cat([run.sample(min(batch, n - i), g, method, steps, t_grid=t_grid)[0].cpu()
+                      for i in range(0, n, batch)])
 
 
 def main() -> None:
@@ -52,10 +48,10 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(1)
-    cfg = load_config(args.run / "config.yaml")
-    net, proc, state = load_ema(args.run, device)
+    run = load_run(args.run, device)
+    cfg, proc, state = run.cfg, run.proc, run.state
     test = load_dataset(cfg.dataset, "test", root=cfg.data_root).images
-    extractor = extractor_for(None, cfg.dataset, tuple(test.shape[1:]), device)
+    extractor = run.extractor()
     ref = reference_stats(extractor, test, f"{cfg.dataset}/test", cache_dir() / "reference")
     data = exact.GaussianData.from_images(load_dataset(cfg.dataset, "train", root=cfg.data_root).images)
     rows = []
@@ -67,7 +63,7 @@ def main() -> None:
             grid_seconds = time.time() - start
             for name, t_grid in grids.items():
                 start = time.time()
-                x = draw(net, proc, cfg, args.samples, method, steps, t_grid, args.seed, args.batch)
+                x = draw(run, args.samples, method, steps, t_grid, args.seed, args.batch)
                 seconds = time.time() - start
                 scores = evaluate_samples(x, test, extractor, ref, generator=torch.Generator().manual_seed(args.seed))
                 law = exact.sample_law(data, proc, method, steps, t_grid=t_grid)

@@ -30,7 +30,7 @@ from common import RESULTS, machine, write_table
 from sagd import diffusers_interop as di
 from sagd import diffusion, spectral
 from sagd.diffusion import exact
-from sagd.commands.features import cache_dir
+from sagd.metrics.reference import cache_dir
 from sagd.spectral import SpectralCovariance, power_spectrum, radial_frequency
 
 SHAPE = (1, 16, 16)

@@ -21,7 +21,7 @@ import torch
 
 from common import RESULTS, machine, write_table
 from sagd import diffusion, spectral
-from sagd.commands.features import cache_dir
+from sagd.metrics.reference import cache_dir
 from sagd.data import load_dataset
 from sagd.diffusion import exact
 

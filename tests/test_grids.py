@@ -56,9 +56,7 @@ def test_sample_cli_uses_the_optimized_grid(tmp_path, monkeypatch):
     import yaml
 
     from sagd.cli import main
-    from sagd.commands.sample import load_ema
-    from sagd.config import load_config
-    from sagd.train import sampler_denoiser
+    from sagd.run import load_run
 
     monkeypatch.setenv("SAGD_CACHE", str(tmp_path / "cache"))
     cfg = tmp_path / "run.yaml"
@@ -73,9 +71,5 @@ def test_sample_cli_uses_the_optimized_grid(tmp_path, monkeypatch):
     assert not torch.equal(grid, diffusion.time_grid(diffusion.VPProcess(spectral.isotropic(SHAPE)), 3))
     saved = np.load(tmp_path / "gen" / "samples.npz")
     assert str(saved["grid"]) == "optimized"
-    net, proc, _ = load_ema(run)
-    run_cfg = load_config(run / "config.yaml")
-    denoiser = sampler_denoiser(net, proc, run_cfg.prediction, clip=run_cfg.sample_clip)
-    x = diffusion.sample(denoiser, proc, 3, method="dpmpp_2m", t_grid=grid,
-                         generator=torch.Generator().manual_seed(1))
+    x, _ = load_run(run).sample(3, torch.Generator().manual_seed(1), "dpmpp_2m", t_grid=grid)
     torch.testing.assert_close(torch.from_numpy(saved["images"]), x)
