@@ -78,20 +78,26 @@ class SampleLaw:
 
 
 class _AffineDenoiser:
-    """The exact denoiser on a linear Gaussian state: ``G_t`` on every row, the offset on row 0 only."""
+    """The exact denoiser on a linear Gaussian state: ``G_t`` on every row, the offset on row 0 only;
+    with ``eps_error > 0`` each call also takes a fresh source, the error ``-(σ_t/α_t) δ Σ^{1/2} e`` of ``D``."""
 
-    def __init__(self, data: GaussianData, proc: VPProcess):
-        self.data, self.proc, self.calls = data, proc, 0
+    def __init__(self, data: GaussianData, proc: VPProcess, eps_error: float, noise):
+        self.data, self.proc, self.eps_error, self.noise, self.calls = data, proc, eps_error, noise, 0
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         a, g = self.data.gain(self.proc, t)
         offset = torch.zeros_like(x)
         offset[0] = self.data.mean
-        return offset + g.apply(x - a * offset)
+        out = offset + g.apply(x - a * offset)
+        if self.eps_error > 0:
+            s = self.proc.sigma(t.flatten()[0].to(torch.float64)).item()
+            out = out - (s / a) * self.eps_error * self.proc.cov.sqrt(self.noise(x))
+        return out
 
 
-def _run(data: GaussianData, proc: VPProcess, method: str, steps: int, t_grid, eta: float, draws: int):
+def _run(data: GaussianData, proc: VPProcess, method: str, steps: int, t_grid, eta: float, eps_error: float,
+         draws: int):
     """Row-stacked output ``(2 + draws, C, *spatial)``, denoiser calls, and the injected draws counted."""
     impulse = torch.zeros(proc.shape, dtype=torch.float64)
     impulse[(slice(None),) + (0,) * (impulse.dim() - 1)] = math.sqrt(math.prod(proc.shape[1:]))  # F impulse = 1
@@ -107,27 +113,32 @@ def _run(data: GaussianData, proc: VPProcess, method: str, steps: int, t_grid, e
         count += 1
         return z
 
-    denoiser = _AffineDenoiser(data, proc)
+    denoiser = _AffineDenoiser(data, proc, eps_error, noise)
     out = sample(denoiser, proc, len(state), method=method, steps=steps, eta=eta, x_T=state, t_grid=t_grid,
                  noise=noise)
     return out, denoiser.calls, count
 
 
 def sample_law(data: GaussianData, proc: VPProcess, method: str, steps: int = 50, t_grid=None,
-               eta: float = 0.0) -> SampleLaw:
+               eta: float = 0.0, eps_error: float = 0.0) -> SampleLaw:
     """The exact law of ``diffusion.sample(D, proc, ·, method, steps, eta, t_grid=t_grid)`` for ``data``'s ``D``.
 
+    ``eps_error``: a model of a trained network, whose ε-prediction is off by independent white
+    noise of this standard deviation at every call; its effect on ``D``, ``(σ_t/α_t) Σ^{1/2} e``, is
+    largest at high noise, where samplers that extrapolate through close points amplify it.
     Needs ``proc.noise == "exact"`` (the per-draw normalisation is not Gaussian). Milliseconds:
-    one pass for a deterministic sampler, two for a stochastic one (the first counts its draws).
+    one pass for a deterministic sampler, two with injected noise (the first counts the draws).
     """
+    if not (isinstance(eps_error, (int, float)) and eps_error >= 0):
+        raise ValueError(f"eps_error must be a number >= 0, got {eps_error!r}")
     check_method(method)
     if proc.noise != "exact":
         raise ValueError(f"the exact law needs proc.noise='exact', got {proc.noise!r}")
     if data.shape != proc.shape:
         raise ValueError(f"data has shape {data.shape}, the process {proc.shape}")
-    out, calls, draws = _run(data, proc, method, steps, t_grid, eta, 0)
+    out, calls, draws = _run(data, proc, method, steps, t_grid, eta, eps_error, 0)
     if draws:
-        out, calls, _ = _run(data, proc, method, steps, t_grid, eta, draws)
+        out, calls, _ = _run(data, proc, method, steps, t_grid, eta, eps_error, draws)
     rows = out[1:]
     return SampleLaw(out[0], len(rows) * power_spectrum(rows), calls)
 

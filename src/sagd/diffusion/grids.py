@@ -32,33 +32,37 @@ def _grid(proc: VPProcess, theta: np.ndarray) -> torch.Tensor:
     return torch.cat([torch.ones(1, dtype=torch.float64), inner, torch.zeros(1, dtype=torch.float64)])
 
 
-def _key(proc: VPProcess, data: GaussianData, method: str, steps: int) -> str:
+def _key(proc: VPProcess, data: GaussianData, method: str, steps: int, eps_error: float) -> str:
     h = hashlib.sha256()
     for tensor in (proc.cov.weights, data.power, data.mean):
         h.update(tensor.to(torch.float32).numpy().tobytes())  # float32: the same key on any CPU
-    h.update(repr((type(proc.schedule).__name__, vars(proc.schedule), proc.t_min, method, steps)).encode())
+    h.update(repr((type(proc.schedule).__name__, vars(proc.schedule), proc.t_min, method, steps,
+                   *([eps_error] if eps_error else []))).encode())
     return f"{method}-{steps}-{h.hexdigest()[:16]}"
 
 
 def optimized_grid(proc: VPProcess, data: GaussianData, method: str, steps: int,
-                   cache_dir: str | Path | None = None) -> torch.Tensor:
+                   cache_dir: str | Path | None = None, eps_error: float = 0.0) -> torch.Tensor:
     """The grid ``(steps + 1,)`` float64, ``1 → 0``, minimising the exact KL of ``method`` on ``data``.
 
     Starts from the default log-SNR grid and moves the inner times by L-BFGS on their log-SNR
     gaps. With ``cache_dir`` the result is stored there as ``<method>-<steps>-<hash>.json`` (the
     hash covers ``Σ``, the schedule, ``t_min``, the data's power and mean) and read back next time.
+    ``eps_error`` optimises for a denoiser whose ε-prediction errs by that much (``exact.sample_law``):
+    with 0, the grid may exploit an exact denoiser in ways a network's errors punish.
     """
     from scipy.optimize import minimize  # only here: sampling needs no scipy
 
     check_method(method)
     steps = check_steps(steps)
-    path = None if cache_dir is None else Path(cache_dir) / f"{_key(proc, data, method, steps)}.json"
+    path = None if cache_dir is None else Path(cache_dir) / f"{_key(proc, data, method, steps, eps_error)}.json"
     if path is not None and path.is_file():
         return torch.tensor(json.loads(path.read_text())["t_grid"], dtype=torch.float64)
     support = proc.cov.support
 
     def objective(theta):
-        return math.log(kl(sample_law(data, proc, method, t_grid=_grid(proc, theta)), data, support))
+        return math.log(kl(sample_law(data, proc, method, t_grid=_grid(proc, theta), eps_error=eps_error), data,
+                           support))
 
     start = time_grid(proc, steps, "logsnr")
     grid = start
@@ -71,9 +75,10 @@ def optimized_grid(proc: VPProcess, data: GaussianData, method: str, steps: int,
             grid = _grid(proc, best.x)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        law = sample_law(data, proc, method, t_grid=grid)
-        record = {"method": method, "steps": steps, "t_grid": grid.tolist(), "kl": kl(law, data, support),
-                  "kl_default": kl(sample_law(data, proc, method, t_grid=start), data, support)}
+        law = sample_law(data, proc, method, t_grid=grid, eps_error=eps_error)
+        record = {"method": method, "steps": steps, "eps_error": eps_error, "t_grid": grid.tolist(),
+                  "kl": kl(law, data, support),
+                  "kl_default": kl(sample_law(data, proc, method, t_grid=start, eps_error=eps_error), data, support)}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1))
         tmp.replace(path)
