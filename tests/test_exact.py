@@ -51,6 +51,31 @@ def test_exact_law_matches_monte_carlo(method):
     assert far > 20 / math.sqrt(n)  # the law differs from the data far beyond the sampling noise
 
 
+@pytest.mark.parametrize("method", ["ddim", "dpmpp_3m", "dpmpp_2m_sde"])
+def test_denoiser_error_model_matches_monte_carlo(method):
+    """``eps_error``: a denoiser whose ε-prediction errs by white noise of that size at every call."""
+    cov = spectral.power_law(SHAPE, alpha=-1.0)
+    proc = diffusion.VPProcess(cov)
+    oracle = GaussianOracle(proc, POWER)
+    g = torch.Generator().manual_seed(1)
+
+    def noisy(x, t):
+        a, s = oracle.coefficients(float(t[0]))
+        e = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        return oracle.denoiser(x, t) - (s / a) * 0.05 * cov.sqrt(e)
+
+    data = exact.GaussianData(POWER)
+    law = exact.sample_law(data, proc, method, steps=6, eps_error=0.05)
+    assert law.nfe == 6
+    n = 4000
+    x = diffusion.sample(noisy, proc, n, method=method, steps=6, generator=torch.Generator().manual_seed(0),
+                         dtype=torch.float64)
+    z = (spectrum(x) / law.power - 1) * math.sqrt(n) / torch.where(self_conjugate(), math.sqrt(2), 1.0)
+    assert z.abs().max() < 4.5, z.abs().max()
+    clean = exact.sample_law(data, proc, method, steps=6)
+    assert ((law.power / clean.power).log().abs().mean()) > 10 / math.sqrt(n)  # the error model is visible
+
+
 # (steps, expected order p of the noise-free error as steps double, bound on the error at 2 × steps)
 ORDERS = {
     "ddpm": (50, 0.8, 0.17),
