@@ -18,7 +18,7 @@ def test_optimized_grid_beats_the_default(method, steps, tmp_path):
     cov = spectral.power_law(SHAPE, alpha=0.5)  # a blue Σ on red data: every frequency has its own SNR
     proc = diffusion.VPProcess(cov)
     data = exact.GaussianData(POWER)
-    grid = diffusion.optimized_grid(proc, data, method, steps, cache_dir=tmp_path)
+    grid = diffusion.optimized_grid(proc, data, method, steps, cache_dir=tmp_path, eps_error=0.0)
     assert len(grid) == steps + 1 and grid[0] == 1 and grid[-1] == 0 and (grid[1:] < grid[:-1]).all()
     assert grid[-2] >= proc.t_min  # never below the times the model was trained on
     default = exact.evaluate(data, proc, method, steps)
@@ -38,17 +38,29 @@ def test_optimized_grid_beats_the_default(method, steps, tmp_path):
 def test_optimized_grid_is_cached(tmp_path):
     proc = diffusion.VPProcess(spectral.isotropic(SHAPE))
     data = exact.GaussianData(POWER)
-    grid = diffusion.optimized_grid(proc, data, "ddim", 3, cache_dir=tmp_path)
+    grid = diffusion.optimized_grid(proc, data, "ddim", 3, cache_dir=tmp_path, eps_error=0.0)
     (path,) = tmp_path.glob("ddim-3-*.json")
     record = json.loads(path.read_text())
     assert record["t_grid"] == grid.tolist() and record["kl"] <= record["kl_default"]
     record["t_grid"] = [1.0, 0.5, 0.25, 0.0]  # what is read back is the file, not a new optimisation
     path.write_text(json.dumps(record))
-    again = diffusion.optimized_grid(proc, data, "ddim", 3, cache_dir=tmp_path)
+    again = diffusion.optimized_grid(proc, data, "ddim", 3, cache_dir=tmp_path, eps_error=0.0)
     assert again.tolist() == [1.0, 0.5, 0.25, 0.0]
-    other = diffusion.optimized_grid(proc, exact.GaussianData(2 * POWER), "ddim", 3, cache_dir=tmp_path)
-    assert other.tolist() != again.tolist() and len(list(tmp_path.glob("*.json"))) == 2
+    other = diffusion.optimized_grid(proc, exact.GaussianData(2 * POWER), "ddim", 3, cache_dir=tmp_path, eps_error=0.0)
+    robust = diffusion.optimized_grid(proc, data, "ddim", 3, cache_dir=tmp_path)  # the default eps_error: its own entry
+    assert other.tolist() != again.tolist() != robust.tolist() and len(list(tmp_path.glob("*.json"))) == 3
     assert diffusion.optimized_grid(proc, data, "ddim", 1).tolist() == [1.0, 0.0]
+
+
+def test_robust_grid_survives_denoiser_error():
+    """Optimised for an ε error of 0.05, a grid beats the default under errors of 0 and 0.1 alike."""
+    proc = diffusion.VPProcess(spectral.power_law(SHAPE, alpha=0.5))
+    data = exact.GaussianData(POWER)
+    grid = diffusion.optimized_grid(proc, data, "dpmpp_2m", 4)
+    for error in (0.0, 0.1):
+        tuned = exact.kl(exact.sample_law(data, proc, "dpmpp_2m", t_grid=grid, eps_error=error), data)
+        default = exact.kl(exact.sample_law(data, proc, "dpmpp_2m", 4, eps_error=error), data)
+        assert tuned < default, (error, tuned, default)
 
 
 def test_sample_cli_uses_the_optimized_grid(tmp_path, monkeypatch):
