@@ -1,4 +1,4 @@
-"""The exact law of any sampler on Gaussian data, no Monte Carlo (SAGD.md §7).
+"""The exact law of any sampler on Gaussian data, no Monte Carlo (docs/method.md §9).
 
 For data ``x_0 ~ N(μ, Fᴴ diag(P) F)`` (per channel) and a spectral ``Σ = Fᴴ diag(w) F``, the
 denoiser ``D(x, t) = μ + G_t (x - α_t μ)``, ``G_t = Fᴴ diag(α_t P / (α_t² P + σ_t² w)) F``, is

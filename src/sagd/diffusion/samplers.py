@@ -1,4 +1,4 @@
-"""Samplers for SAGD (SAGD.md §4), each a short function of ``(denoiser, proc, x, ts, ...)``.
+"""Samplers for SAGD (docs/method.md §6), each a short function of ``(denoiser, proc, x, ts, ...)``.
 
 Every sampler sees the model only through the denoiser ``D(x, t) = E[x_0 | x_t]``. Anisotropy
 enters through the prior draw ``Σ^{1/2} z``, the noise injected by stochastic samplers, and
