@@ -176,7 +176,10 @@ def word(d: tuple[float, float, float], direction: int, control: str | None = No
 def verdicts(a: list[dict], b: list[dict]) -> list[str]:
     """One verdict per claim of the paper, and the paired differences behind it."""
     out = []
-    if a:
+    if a and math.isnan(delta(a, "paper_a-0.06", "isotropic")[0]):
+        out.append("* **Power-law SAGD beats isotropic diffusion; positive α is worse: not yet measured** "
+                   "(no arm has a seed paired with isotropic yet).")
+    elif a:
         d = delta(a, "paper_a-0.06", "isotropic")
         off = delta(a, "offset_dc", "isotropic")
         tilt = delta(a, "tilt_a-0.06", "isotropic")

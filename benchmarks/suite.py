@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, git_commit, machine  # noqa: E402
 from experiments import BASE_CONFIG, BUDGETS, DATASET, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+COMMIT = git_commit()  # the code a worker runs is the code it imported, whatever HEAD is when it finishes
 # results (committed) and run folders (not); tests point both elsewhere
 SUITE = Path(os.environ.get("SAGD_SUITE_RESULTS", RESULTS / "suite"))
 RUNS = Path(os.environ.get("SAGD_SUITE_RUNS", ROOT / "runs" / "suite"))
@@ -185,7 +186,7 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
                    "train_images_per_s_median": rates[len(rates) // 2] if rates else None,
                    "train_seconds_this_sitting": round(train_seconds, 1), "resumed": resumed,
                    "sample_seconds": round(sample_seconds, 1), "wall_seconds": round(time.time() - started, 1),
-                   "probe": probes if experiment != "C" else None, "machine": machine()})
+                   "probe": probes if experiment != "C" else None, "machine": {**machine(), "git_commit": COMMIT}})
     out = result_path(budget_name, experiment, arm.name, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(samples[:64], out.with_suffix(".png"))
