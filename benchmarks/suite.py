@@ -137,14 +137,16 @@ def leak(samples: torch.Tensor, low: float, high: float) -> dict:
 
     clean = load_dataset(DATASET, "train", pad_to=SHAPE[-1]).images[:2000]
     dirty = corrupt_band(clean, low, high, 1.0, generator=torch.Generator().manual_seed(0))
-    e = band_energy(samples, low, high)
-    return {"band_energy": e, "band_energy_clean": band_energy(clean, low, high),
-            "band_energy_corrupted": band_energy(dirty, low, high),
-            "leak_vs_clean": e / band_energy(clean, low, high), "leak_vs_corrupted": e / band_energy(dirty, low, high)}
+    e, e_clean, e_dirty = (band_energy(x, low, high) for x in (samples, clean, dirty))
+    return {"band_energy": e, "band_energy_clean": e_clean, "band_energy_corrupted": e_dirty,
+            "leak_vs_clean": e / e_clean, "leak_vs_corrupted": e / e_dirty}
 
 
 def metrics_log(run: Path) -> tuple[list[dict], list[dict]]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    """The training records and the learning-order probe records of a run."""
+    from sagd.report import read_metrics
+
+    records = read_metrics(run)
     return [r for r in records if "loss" in r], [r for r in records if r.get("kind") == "probe"]
 
 

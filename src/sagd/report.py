@@ -161,8 +161,8 @@ def metrics_table(records: Sequence[dict], labels: Sequence[str] | None = None, 
     return f"<table><tr>{cells('th', header)}</tr>{body}</table>"
 
 
-def read_records(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    """The training records and the eval records (``kind == "eval"``) of ``run_dir/metrics.jsonl``."""
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """Every record of ``run_dir/metrics.jsonl`` (training, ``kind`` ``"probe"`` and ``"eval"``), in order."""
     path = Path(run_dir) / "metrics.jsonl"
     records = []
     for line in path.read_text().splitlines() if path.is_file() else []:
@@ -170,6 +170,12 @@ def read_records(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:  # a line cut short by a killed run
             continue
+    return records
+
+
+def read_records(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """The training records and the eval records (``kind == "eval"``) of ``run_dir/metrics.jsonl``."""
+    records = read_metrics(run_dir)
     return [r for r in records if "kind" not in r], [r for r in records if r.get("kind") == "eval"]
 
 

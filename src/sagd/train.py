@@ -289,10 +289,14 @@ class Trainer:
         return loss
 
     # ------------------------------------------------------------------ logging and samples
-    def log(self, record: dict) -> None:
+    def append(self, record: dict) -> None:
+        """Append ``record`` to ``metrics.jsonl`` (main process)."""
         if self.acc.is_main_process:
             with open(self.dir / METRICS, "a") as f:
                 f.write(json.dumps(record) + "\n")
+
+    def log(self, record: dict) -> None:
+        self.append(record)
         self.acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
     def log_probe(self) -> None:
@@ -302,8 +306,7 @@ class Trainer:
         ema.eval()
         record = self.probe(diffusion.Denoiser(ema, self.proc, self.cfg.prediction))
         ema.train(was_training)
-        with open(self.dir / METRICS, "a") as f:
-            f.write(json.dumps({"step": self.step, "kind": "probe", **record}) + "\n")
+        self.append({"step": self.step, "kind": "probe", **record})
 
     def sample_grid(self) -> Path:
         """Sample the EMA network with a fixed seed and write ``samples/step_*.png`` (main process)."""
