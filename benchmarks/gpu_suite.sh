@@ -3,7 +3,8 @@
 # a lent GPU machine whose Python has torch but not diffusers. Carry `.whl` (diffusers and
 # importlib_metadata wheels for that Python) and `.gpu` (Fashion-MNIST's IDX files under
 # .gpu/fashion-mnist). Results, logs and probe series come back as $OUT/suite_gpu.tar.gz, re-packed
-# every 20 s so that a run stopped at its limit still returns what finished.
+# every 20 s so that a run stopped at its limit still returns what finished; the samples of A's
+# decisive arms come back as $OUT/suite_samples.tar.
 #
 #   bash benchmarks/gpu_suite.sh SECONDS [JOBS] [EXPERIMENTS]
 set -u
@@ -15,7 +16,7 @@ export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, torch.cuda.get_device_name(0))"
 mkdir -p benchmarks/results/suite/$budget
-pack() { tar czf "$out/suite_gpu.tar.gz.tmp" benchmarks/results/suite/$budget \
+pack() { tar czf "$out/suite_gpu.tar.gz.tmp" --exclude='*.samples.npz' benchmarks/results/suite/$budget \
            $(ls runs/suite/$budget/*/*/*/metrics.jsonl 2>/dev/null); mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"; }
 ( while sleep 20; do pack; done ) & packer=$!
 ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) & smi=$!
@@ -25,4 +26,7 @@ timeout $((seconds - 15)) python3 benchmarks/suite.py run --budget "$budget" --e
   --minutes "$(python3 -c "print(max(1.0, ($seconds - 115) / 60))")" 2>&1 | tee "$out/suite_gpu.log" | grep -v "^\s*$"
 echo "suite: $(( $(date +%s) - start )) s"
 kill $packer $smi 2>/dev/null
-pack; ls -la "$out"
+pack
+# the kept samples of A's decisive arms, for Inception FID where its weights are (suite.py inception)
+tar cf "$out/suite_samples.tar" $(ls benchmarks/results/suite/$budget/A/{isotropic,paper_a-0.06,tilt_a-0.06,offset_dc}__s*.samples.npz 2>/dev/null)
+ls -la "$out"

@@ -2,11 +2,13 @@
 
     python benchmarks/suite.py run --budget smoke|cpu|gpu [--experiments A,B,C] [--jobs N] [--minutes M]
     python benchmarks/suite.py report       # docs/results.md and its figures, from the committed JSON
+    python benchmarks/suite.py inception --budget B [--arms ...]  # add Inception FID from kept samples
 
 A run is ``(experiment, arm, seed)`` (``experiments.py``). It trains in
 ``runs/suite/<budget>/<experiment>/<arm>/s<seed>/`` (checkpointed, resumed when interrupted) and is
 scored into ``benchmarks/results/suite/<budget>/<experiment>/<arm>__s<seed>.json`` with a sample
-grid beside it. A run whose JSON exists is never repeated, so the suite accumulates across
+grid beside it and the scored samples (``.samples.npz``, ``uint8``, not committed) for later
+metrics such as ``inception``. A run whose JSON exists is never repeated, so the suite accumulates across
 sittings. ``--jobs`` workers claim runs through lock files; each worker uses one torch thread on
 CPUs. ``--minutes`` stops claiming new runs after that long.
 """
@@ -22,7 +24,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from sagd.metrics._arrays import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_commit, machine  # noqa: E402
@@ -57,6 +62,11 @@ def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
 
 def result_path(budget: str, experiment: str, arm: str, seed: int) -> Path:
     return SUITE / budget / experiment / f"{arm}__s{seed}.json"
+
+
+def samples_path(result: Path) -> Path:
+    """Where a run's scored samples are kept (``uint8``, the data's size; not committed)."""
+    return result.with_suffix(".samples.npz")
 
 
 def run_dir(budget: str, experiment: str, arm: str, seed: int) -> Path:
@@ -192,10 +202,44 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     out = result_path(budget_name, experiment, arm.name, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(samples[:64], out.with_suffix(".png"))
+    np.savez_compressed(samples_path(out), images=to_uint8(crop(samples, scorer.test.shape[-1])).numpy())
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, out)
     return record
+
+
+def add_inception(args) -> None:
+    """Inception FID (taps 2048 and 768, against the whole test split) of the runs of ``--arms``
+    whose samples were kept and whose JSON lacks it, written into that JSON. Workers claim runs
+    like ``run``'s do; one Inception pass per run serves both taps."""
+    from sagd.data import load_dataset
+    from sagd.metrics import InceptionV3, feature_stats, frechet_distance, inception_reference
+
+    torch.set_num_threads(1)
+    network, taps = InceptionV3(), ("2048", "768")
+    reference = None
+    for path in sorted((SUITE / args.budget).glob("*/*__s*.json")):
+        record = json.loads(path.read_text())
+        if (args.arms and record["arm"] not in args.arms) or "inception_fid" in record:
+            continue
+        if not samples_path(path).exists() or not claim(path):
+            continue
+        try:
+            if reference is None:
+                reference = inception_reference(load_dataset(DATASET, "test").images, f"{DATASET}/test", taps, network)
+            samples = torch.from_numpy(np.load(samples_path(path))["images"]).float() / 127.5 - 1
+            started = time.time()
+            features = network(samples, taps)
+            record["inception_fid"] = {t: frechet_distance(*feature_stats(features[t]), reference[t].mu, reference[t].cov)
+                                       for t in taps}
+            record["inception_seconds"] = round(time.time() - started, 1)
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+            os.replace(tmp, path)
+            print(f"[suite] {path.parent.name} {path.stem}: Inception FID {record['inception_fid']['2048']:.2f}", flush=True)
+        finally:
+            path.with_suffix(".lock").unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------- workers
@@ -278,8 +322,13 @@ def main() -> None:
         else:
             q.add_argument("--deadline", type=float, default=0)
     sub.add_parser("report")
+    q = sub.add_parser("inception", help="add Inception FID to finished runs whose samples were kept")
+    q.add_argument("--budget", choices=sorted(BUDGETS), required=True)
+    q.add_argument("--arms", nargs="*", help="only these arms (default every arm)")
     args = p.parse_args()
-    if args.command == "report":
+    if args.command == "inception":
+        add_inception(args)
+    elif args.command == "report":
         from results_page import write_results
 
         write_results()
