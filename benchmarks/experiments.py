@@ -44,6 +44,10 @@ class Budget:
     seeds: tuple[int, ...] = (0, 1, 2)
     bands: tuple[str, ...] = ("low", "high")
     nfes: tuple[int, ...] = NFES
+    # run after everything above: more seeds for A's decisive arms (``DECISIVE``), where three seeds
+    # cannot resolve the paper's arm against its controls, and more corruption bands for B
+    more_seeds: tuple[int, ...] = ()
+    more_bands: tuple[str, ...] = ()
 
     @property
     def images(self) -> int:
@@ -55,10 +59,15 @@ BUDGETS = {
     "smoke": Budget("tiny", steps=2, batch_size=8, lr=1e-3, warmup=0, samples=32, sampler=("dpmpp_2m", 3),
                     probe_every=1, checkpoint_every=2, seeds=(0,), bands=("low",), nfes=(2, 4)),
     # one run ≈ 10–15 min of 2 CPU cores (train ≈ 96k images, score 2,000 samples)
-    "cpu": Budget("tiny", steps=1500, batch_size=64, lr=1e-3, warmup=100, samples=2000),
+    "cpu": Budget("tiny", steps=1500, batch_size=64, lr=1e-3, warmup=100, samples=2000,
+                  more_seeds=(3, 4, 5), more_bands=("mid",)),
     # the paper's UNet widths at 32×32 on one GPU, ≥ 50k images per arm
     "gpu": Budget("base", steps=1000, batch_size=128, lr=4e-4, warmup=100, samples=5000, checkpoint_every=1000),
 }
+
+
+# the paper's arm, its two controls and the baseline: the arms that decide "why"
+DECISIVE = ("isotropic", "paper_a-0.06", "tilt_a-0.06", "offset_dc")
 
 
 def offset_matching_paper_dc(alpha: float = -0.06) -> float:

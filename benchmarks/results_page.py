@@ -26,8 +26,12 @@ FIGURES = DOCS / "results"
 
 
 def load(budget: str, experiment: str) -> list[dict]:
+    """The results of one experiment; Inception FIDs (``suite.py inception``) as ``inception_<tap>``."""
     folder = RESULTS / budget / experiment
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    for r in rows:
+        r.update({f"inception_{tap}": v for tap, v in r.get("inception_fid", {}).items()})
+    return rows
 
 
 def summary(values: list[float]) -> tuple[float, float, float]:
@@ -42,8 +46,8 @@ def summary(values: list[float]) -> tuple[float, float, float]:
 
 def paired(rows: list[dict], arm: str, base: str, key: str = "fid") -> list[float]:
     """``key(arm) - key(base)`` for every seed both have."""
-    a = {r["seed"]: r[key] for r in rows if r["arm"] == arm}
-    b = {r["seed"]: r[key] for r in rows if r["arm"] == base}
+    a = {r["seed"]: r[key] for r in rows if r["arm"] == arm and key in r}
+    b = {r["seed"]: r[key] for r in rows if r["arm"] == base and key in r}
     return [a[s] - b[s] for s in sorted(a) if s in b]
 
 
@@ -57,9 +61,21 @@ def arms_in_order(rows: list[dict]) -> list[str]:
     return sorted({r["arm"] for r in rows}, key=lambda a: (order.index(a) if a in order else len(order), a))
 
 
-def delta(rows, arm, base):
-    d = paired(rows, arm, base)
+def delta(rows, arm, base, key: str = "fid"):
+    d = paired(rows, arm, base, key)
     return summary(d) if d else (math.nan, math.nan, math.nan)
+
+
+def ci(d: tuple[float, float, float], inline: bool = False) -> str:
+    """`` (95 % ± h)`` (``inline``: ``, 95 % ± h``) for a summary with a half-width; nothing for one seed."""
+    if math.isnan(d[2]):
+        return ""
+    return f", 95 % ± {d[2]:.2f}" if inline else f" (95 % ± {d[2]:.2f})"
+
+
+def measured(d: tuple[float, float, float], inline: bool = False) -> str:
+    """A paired difference with its interval, or why there is none."""
+    return "not yet measured" if math.isnan(d[0]) else fmt(*d[:2]) + ci(d, inline)
 
 
 def significant(d: tuple[float, float, float]) -> int:
@@ -82,6 +98,24 @@ def table_a(rows: list[dict]) -> list[str]:
                 "—" if arm == "isotropic" else fmt(*d[:2]), "—" if math.isnan(d[2]) else f"{d[2]:.2f}",
                 fmt(*kid[:2], 1), f"{summary([r['precision'] for r in rs])[0]:.3f}",
                 f"{summary([r['recall'] for r in rs])[0]:.3f}", f"{summary([r['lsd'] for r in rs])[0]:.2f}"]
+        out.append("| " + " | ".join(cols) + " |")
+    return out
+
+
+def table_inception(rows: list[dict]) -> list[str]:
+    """Standard Inception FID (tap 2048, and the paper's 768) of the arms whose samples were scored."""
+    scored = [r for r in rows if "inception_2048" in r]
+    if not scored:
+        return []
+    out = ["| arm | seeds | Inception FID (2048) | Δ vs isotropic (paired) | 95 % half-width | Inception FID (768) | "
+           "Δ (768) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for arm in arms_in_order(scored):
+        rs = [r for r in scored if r["arm"] == arm]
+        d, d768 = ((math.nan,) * 3,) * 2 if arm == "isotropic" else (
+            delta(scored, arm, "isotropic", "inception_2048"), delta(scored, arm, "isotropic", "inception_768"))
+        cols = [rs[0]["label"], str(len(rs)), fmt(*summary([r["inception_2048"] for r in rs])[:2]),
+                "—" if math.isnan(d[0]) else fmt(*d[:2]), "—" if math.isnan(d[2]) else f"{d[2]:.2f}",
+                fmt(*summary([r["inception_768"] for r in rs])[:2], 3), "—" if math.isnan(d768[0]) else fmt(*d768[:2], 3)]
         out.append("| " + " | ".join(cols) + " |")
     return out
 
@@ -118,7 +152,8 @@ def table_c(rows: list[dict]) -> list[str]:
 
 def learning_order(rows: list[dict], budget: str, experiment: str, t_index: int = 1) -> tuple[str | None, list[str]]:
     """A figure of each arm's band errors (relative to their final values) against training
-    step, and a table of the step at which each band first comes within 10 % of its final error."""
+    step, and a table of each band's error at the first probe after initialisation relative to
+    its final error (closer to 1: that band was learned earlier)."""
     arms = [a for a in arms_in_order(rows) if any(r["arm"] == a and r.get("probe") for r in rows)]
     if not arms:
         return None, []
@@ -142,7 +177,7 @@ def learning_order(rows: list[dict], budget: str, experiment: str, t_index: int 
             mean = [sum(c[i] for c in curves) / len(curves) for i in range(len(steps))]
             label = f"[{edges[b]:g}, {edges[b + 1]:g})" if b + 1 < len(edges) else f"≥ {edges[b]:g}"
             ax.plot(steps, mean, label=label)
-            reached.append(next((s for s, v in zip(steps, mean) if v <= 1.1), steps[-1]))
+            reached.append(f"{mean[0]:.2f}")
         ax.set_title(next(r["label"] for r in rows if r["arm"] == arm), fontsize=9)
         ax.set_yscale("log")
         ax.set_xlabel("step")
@@ -160,6 +195,11 @@ def learning_order(rows: list[dict], budget: str, experiment: str, t_index: int 
     head = ["| arm | " + " | ".join(f"[{a:g}, {b:g})" for a, b in zip(edges, edges[1:])) + f" | ≥ {edges[-1]:g} |",
             "|---|" + "---:|" * len(edges)]
     return str(path.relative_to(FIGURES.parent)), head + table
+
+
+def budget_probe_step(rows: list[dict]) -> int:
+    """The step of the first learning-order probe after initialisation."""
+    return next(p["step"] for r in rows if r.get("probe") for p in r["probe"] if p["step"] > 0)
 
 
 def word(d: tuple[float, float, float], direction: int, control: str | None = None) -> str:
@@ -183,60 +223,84 @@ def verdicts(a: list[dict], b: list[dict]) -> list[str]:
         d = delta(a, "paper_a-0.06", "isotropic")
         off = delta(a, "offset_dc", "isotropic")
         tilt = delta(a, "tilt_a-0.06", "isotropic")
-        gap = summary(paired(a, "paper_a-0.06", "offset_dc")) if paired(a, "paper_a-0.06", "offset_dc") else (math.nan,) * 3
+        gap = delta(a, "paper_a-0.06", "offset_dc")
         # the DC term explains the gain when offset noise alone gains significantly and the paper's
         # arm does no better than it
         explained = "offset noise alone, the DC term" if significant(off) < 0 and significant(gap) >= 0 else None
+        if explained or math.isnan(gap[2]):
+            why = ""
+        elif significant(gap) < 0:
+            why = " The paper's spectrum beats offset noise alone: the DC term does not explain the whole gain."
+        else:
+            why = (" Whether the DC term alone explains the gain is unresolved at this many seeds: the interval "
+                   "of paper − offset holds 0.")
+        inc = delta(a, "paper_a-0.06", "isotropic", "inception_2048")
+        inception = "" if math.isnan(inc[0]) else f" Inception FID (2048 tap): Δ {fmt(*inc[:2])}{ci(inc)}."
         out.append(f"* **Power-law SAGD (the paper's α = -0.06) beats isotropic diffusion at equal compute: "
-                   f"{word(d, -1, explained)}.** Δ FID {fmt(*d[:2])} (95 % ± {d[2]:.2f}); its DC term alone (offset "
-                   f"noise with the same DC share) {fmt(*off[:2])}; its tilt alone (no DC quirk) {fmt(*tilt[:2])}; "
-                   f"paper − offset {fmt(*gap[:2])}.")
+                   f"{word(d, -1, explained)}.** Δ FID {fmt(*d[:2])}{ci(d)}; its DC term alone (offset "
+                   f"noise with the same DC share) {fmt(*off[:2])}{ci(off)}; its tilt alone (no DC "
+                   f"quirk) {fmt(*tilt[:2])}{ci(tilt)}; paper − offset {fmt(*gap[:2])}"
+                   f"{ci(gap)}.{why}{inception}")
         p = delta(a, "paper_a+0.04", "isotropic")
-        out.append(f"* **Positive α is worse than isotropic: {word(p, +1)}.** α = +0.04: Δ FID {fmt(*p[:2])} "
-                   f"(95 % ± {p[2]:.2f}).")
+        out.append(f"* **Positive α is worse than isotropic: {word(p, +1)}.** α = +0.04: Δ FID {fmt(*p[:2])}"
+                   f"{ci(p)}.")
     for band in sorted({r["arm"].split("_")[0] for r in b if r["config"].get("corrupt")}):
         d = delta(b, f"{band}_paper", f"{band}_isotropic")
         fair = delta(b, f"{band}_normalised", f"{band}_isotropic")
         leak = [r["leak_vs_corrupted"] for r in b if r["arm"] == f"{band}_paper" and "leak_vs_corrupted" in r]
         confound = "the energy confound" if significant(fair) == 0 and not math.isnan(fair[2]) else None
+        project = delta(b, f"{band}_project", f"{band}_isotropic")
+        kept = [r["leak_vs_clean"] for r in b if r["arm"] == f"{band}_paper" and "leak_vs_clean" in r]
         lo_hi = next(r["config"]["corrupt"] for r in b if r["arm"].startswith(band + "_"))
         out.append(f"* **Zeroing the band [{lo_hi['low']}, {lo_hi['high']}] makes the model ignore a corruption "
                    f"confined to it: {word(d, -1, confound)}.** Δ FID against the clean test split (paper's mixture − "
-                   f"isotropic, both trained on corrupted data) {fmt(*d[:2])} (95 % ± {d[2]:.2f}); energy-normalised "
-                   f"mixture {fmt(*fair[:2])}; band energy of the paper arm's samples / corrupted data "
-                   f"{(sum(leak) / len(leak)) if leak else math.nan:.3g}.")
+                   f"isotropic, both trained on corrupted data) {fmt(*d[:2])}{ci(d)}; energy-normalised "
+                   f"mixture {measured(fair)}; with the band also removed from training inputs (`project`) "
+                   f"{measured(project)}. Band energy of the paper arm's samples / corrupted "
+                   f"data {(sum(leak) / len(leak)) if leak else math.nan:.3g}, / clean data "
+                   f"{(sum(kept) / len(kept)) if kept else math.nan:.3g}"
+                   + (": the samples carry nothing in the band, neither the corruption nor the data's own signal "
+                      "there." if kept and max(kept) < 1e-6 else "."))
     return out
 
 
 def describe(budget: str, rows: list[dict]) -> str:
     r = rows[0]
-    m = r["machine"]
-    where = m.get("cuda_device") or f"{m['processor']}, {m['cpu_count']} CPUs"
+    counts = {}
+    for q in rows:
+        where = q["machine"].get("cuda_device") or f"{q['machine']['processor']}, {q['machine']['cpu_count']} CPUs"
+        counts[where] = counts.get(where, 0) + 1
+    where = " and ".join(f"{w} ({n} runs)" for w, n in counts.items()) if len(counts) > 1 else next(iter(counts))
     cfg = r["config"]
     return (f"Budget `{budget}`: `{cfg['model']}` UNet, {r['budget_settings']['steps']} steps × batch "
             f"{cfg['batch_size']} ({r['images_seen']:,} images) at {cfg['pad_to']}×{cfg['pad_to']}, lr {cfg['lr']:g}, "
             f"EMA {cfg['ema_decay']}; {r['samples']} samples ({r['sampler']}, {r['sampler_steps']} steps), features "
             f"`{r['features']}` (FID against the {r['fid_reference']} test images; KID and precision/recall against "
-            f"{r['real_for_kid_pr']}). Run on {where}, torch {m['torch']}, commit {m['git_commit'][:12]}.")
+            f"{r['real_for_kid_pr']}). Run on {where}, torch {', '.join(sorted({q['machine']['torch'] for q in rows}))}, "
+            f"commit {', '.join(sorted({q['machine']['git_commit'][:12] for q in rows}))}.")
 
 
 def headline(budgets) -> str:
-    """The README's one-line summary of experiment A on the largest budget that has results."""
+    """The README's one-line summary of experiment A, on the budget with the most seeds."""
+    arms = ("isotropic", "paper_a-0.06", "offset_dc", "tilt_a-0.06")
+    best = None
     for budget in budgets:
         a = load(budget, "A")
-        fid = {arm: summary([r["fid"] for r in a if r["arm"] == arm]) for arm in
-               ("isotropic", "paper_a-0.06", "offset_dc", "tilt_a-0.06")}
-        if any(math.isnan(v[0]) for v in fid.values()) if a else True:
-            continue
-        seeds = min(len([r for r in a if r["arm"] == arm]) for arm in fid)
-        f = {k: fmt(*v[:2], 1) for k, v in fid.items()}
-        return ("### Experiments: does the forward spectrum help, and why?\n\n"
-                f"Fashion-MNIST at 32×32, budget `{budget}` ({seeds} seed{'s' * (seeds > 1)}; in-domain FID, lower is "
-                f"better): isotropic {f['isotropic']}, the paper's α = -0.06 {f['paper_a-0.06']}, offset noise with "
-                f"the same DC share {f['offset_dc']}, the same tilt without the DC term {f['tilt_a-0.06']}. "
-                "Every table, the learning-order plots, selective omission and the verdicts with paired "
-                "differences: [docs/results.md](docs/results.md).")
-    return "### Experiments\n\nNo suite results yet: see [docs/results.md](docs/results.md)."
+        seeds = min((len([r for r in a if r["arm"] == arm]) for arm in arms), default=0)
+        if seeds and (best is None or seeds > best[1]):
+            best = budget, seeds, a
+    if best is None:
+        return "### Experiments\n\nNo suite results yet: see [docs/results.md](docs/results.md)."
+    budget, seeds, a = best
+    fid = {arm: fmt(*summary([r["fid"] for r in a if r["arm"] == arm])[:2], 1) for arm in arms}
+    d = {arm: measured(delta(a, arm, "isotropic"), inline=True) for arm in arms[1:]}
+    return ("### Experiments: does the forward spectrum help, and why?\n\n"
+            f"Fashion-MNIST at 32×32, budget `{budget}` ({seeds} seed{'s' * (seeds > 1)}; in-domain FID, lower is "
+            f"better; Δ paired by seed): isotropic {fid['isotropic']}; the paper's α = -0.06 {fid['paper_a-0.06']} "
+            f"(Δ {d['paper_a-0.06']}); its DC term alone, offset noise with the same DC share, {fid['offset_dc']} "
+            f"(Δ {d['offset_dc']}); its tilt alone, without the DC term, {fid['tilt_a-0.06']} (Δ {d['tilt_a-0.06']}). "
+            "Every table, the learning-order plots, selective omission and the verdicts: "
+            "[docs/results.md](docs/results.md).")
 
 
 def write_results(budgets=("gpu", "cpu"), docs: Path = DOCS) -> Path:
@@ -253,22 +317,31 @@ def write_results(budgets=("gpu", "cpu"), docs: Path = DOCS) -> Path:
         a, b, c = (load(budget, e) for e in "ABC")
         if not (a or b or c):
             continue
-        lines += [f"## Budget `{budget}`", "", describe(budget, a or b), ""]
+        lines += [f"## Budget `{budget}`", "", describe(budget, a + b + c), ""]
         lines += ["### The paper's claims", "", *verdicts(a, b), ""]
         if a:
             lines += ["### A — does the spectrum help, and why", "", *table_a(a), ""]
+            if table_inception(a):
+                lines += ["**Standard Inception FID** (the FID Inception-v3, `sagd.metrics.inception`) of the same "
+                          "samples, against the whole test split, for the arms whose samples were kept "
+                          "(`python benchmarks/suite.py inception`):", "", *table_inception(a), ""]
             fig, table = learning_order(a, budget, "A")
             if fig:
                 lines += ["**Learning order.** Denoising error of the EMA model by radial band (Nyquist units) at "
                           "t = 0.5 on 64 held-out test images, divided by its final value, from the first probe after "
-                          "initialisation; the table gives the step "
-                          "at which each band first comes within 10 % of its final error (mean over seeds).", "",
+                          "initialisation; the table gives each band's error at that first probe (step "
+                          f"{budget_probe_step(a)}) relative to its final error, mean over seeds: the closer to 1, the "
+                          "earlier that band was learned.", "",
                           f"![learning order]({fig})", "", *table, ""]
         if b:
             lines += ["### B — selective omission", "",
                       "Training data corrupted on the fly in the band (γ_c = 1); FID against the clean test split. "
                       "The omission spectra are the exact complement of the corrupted band (`omission`); "
-                      "'paper' keeps its energy (per-draw γ_l = γ_h = 0.5, normalize=false).", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"]), ""]
+                      "'paper' keeps its energy (per-draw γ_l = γ_h = 0.5, normalize=false). With a hole in the spectrum "
+                      "no sampler ever puts content in the band, so samples lack the data's own signal there too; "
+                      "and in the paper's literal objective (`noise_only`) training inputs still carry α_t x_0 in the "
+                      "band, which sampling never produces (docs/method.md §7); `project` removes it from training "
+                      "inputs as well.", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"]), ""]
         if c:
             lines += ["### C — samplers on trained models", "", "FID (seed 0) against network evaluations.", "",
                       *table_c(c), ""]

@@ -31,7 +31,7 @@ from sagd.metrics._arrays import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_commit, machine  # noqa: E402
-from experiments import BASE_CONFIG, BUDGETS, DATASET, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
+from experiments import BASE_CONFIG, BUDGETS, DATASET, DECISIVE, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT = git_commit()  # the code a worker runs is the code it imported, whatever HEAD is when it finishes
@@ -42,8 +42,9 @@ RUNS = Path(os.environ.get("SAGD_SUITE_RUNS", ROOT / "runs" / "suite"))
 
 # ---------------------------------------------------------------------------- the plan
 def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
-    """Pending and finished runs ``(experiment, arm, seed)`` in the order they should run:
-    every arm of seed 0 first, so a stopped suite leaves balanced, paired results."""
+    """Pending and finished runs ``(experiment, arm, seed)`` in the order they should run: every
+    arm of seed 0 first, so a stopped suite leaves balanced, paired results; then C (once A has
+    every seed); then the budget's extra seeds of A's decisive arms and its extra bands of B."""
     b = BUDGETS[budget]
     runs = []
     for seed in b.seeds:
@@ -57,6 +58,12 @@ def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
         best = best_arm(budget)
         if best is not None:
             runs += [("C", arm, b.seeds[0]) for arm in arms_c(sorted({"isotropic", best}), b.nfes)]
+    for seed in b.more_seeds:
+        if "A" in experiments:
+            runs += [("A", arm, seed) for arm in arms_a() if arm.name in DECISIVE]
+    for seed in b.seeds:
+        if "B" in experiments:
+            runs += [("B", arm, seed) for arm in arms_b(b.more_bands)]
     return runs
 
 
@@ -79,9 +86,9 @@ def load_results(budget: str, experiment: str) -> list[dict]:
 
 
 def best_arm(budget: str) -> str | None:
-    """A's arm with the lowest mean FID over seeds, once every arm has every seed; else ``None``."""
-    rows = load_results(budget, "A")
+    """A's arm with the lowest mean FID over the budget's seeds, once every arm has every seed; else ``None``."""
     seeds = BUDGETS[budget].seeds
+    rows = [r for r in load_results(budget, "A") if r["seed"] in seeds]
     names = [a.name for a in arms_a()]
     fid = {n: [r["fid"] for r in rows if r["arm"] == n] for n in names}
     if any(len(v) < len(seeds) for v in fid.values()):
@@ -90,6 +97,34 @@ def best_arm(budget: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- one run
+def trained_model(budget_name: str, arm_name: str, seed: int) -> tuple[Path, bool]:
+    """A's trained run ``arm_name`` (``seed``) for C, and whether it was trained here: run folders
+    stay on the machine that trained them, so a machine without it trains it again (same
+    configuration and seed); one worker trains, the others wait."""
+    from sagd import checkpoint
+    from sagd.train import train
+
+    budget = BUDGETS[budget_name]
+    model_dir = run_dir(budget_name, "A", arm_name, seed)
+
+    def finished() -> bool:
+        done = checkpoint.list_checkpoints(model_dir)
+        return bool(done) and int(done[-1].name.split("_")[-1]) >= budget.steps
+
+    trained_here = False
+    while not finished():
+        if claim(model_dir):
+            try:
+                arm = next(a for a in arms_a() if a.name == arm_name)
+                train(train_config(budget, arm, seed, model_dir), resume=bool(checkpoint.list_checkpoints(model_dir)))
+                trained_here = True
+            finally:
+                model_dir.with_suffix(".lock").unlink(missing_ok=True)
+        else:
+            time.sleep(5)
+    return model_dir, trained_here
+
+
 def train_config(budget: Budget, arm, seed: int, out: Path):
     from sagd.config import Corruption, TrainConfig
 
@@ -170,14 +205,15 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     started = time.time()
     method, steps = budget.sampler
     if experiment == "C":
-        model_dir = run_dir(budget_name, "A", arm.config["model_arm"], seed)
+        model_dir, trained_here = trained_model(budget_name, arm.config["model_arm"], seed)
+        resumed = False
         method, nfe = arm.config["method"], arm.config["nfe"]
         steps = max(1, nfe // nfe_per_step(method))
-        cfg, train_seconds, resumed = None, 0.0, False
+        train_seconds = time.time() - started
     else:
         model_dir = run_dir(budget_name, experiment, arm.name, seed)
         cfg = train_config(budget, arm, seed, model_dir)
-        resumed = bool(checkpoint.list_checkpoints(model_dir))
+        resumed, trained_here = bool(checkpoint.list_checkpoints(model_dir)), True
         train(cfg, resume=resumed)
         train_seconds = time.time() - started
     loaded = load_run(model_dir, device)
@@ -197,6 +233,7 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
                    "final_loss": logs[-1]["loss"] if logs else None,
                    "train_images_per_s_median": rates[len(rates) // 2] if rates else None,
                    "train_seconds_this_sitting": round(train_seconds, 1), "resumed": resumed,
+                   "model_trained_here": trained_here,
                    "sample_seconds": round(sample_seconds, 1), "wall_seconds": round(time.time() - started, 1),
                    "probe": probes if experiment != "C" else None, "machine": {**machine(), "git_commit": COMMIT}})
     out = result_path(budget_name, experiment, arm.name, seed)
@@ -278,8 +315,6 @@ def worker(args) -> None:
         if out.exists() or not claim(out):
             continue
         try:
-            if experiment == "C" and not (run_dir(args.budget, "A", arm.config["model_arm"], seed) / "config.yaml").exists():
-                continue
             scorer = scorer or Scorer(device)
             r = execute(args.budget, experiment, arm, seed, scorer, device)
             print(f"[suite] {experiment} {arm.name} s{seed}: FID {r['fid']:.2f} ({r['wall_seconds']:.0f} s)", flush=True)

@@ -37,18 +37,37 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     # C evaluates a trained A model with another sampler at a given NFE
     c = [a for a in suite.arms_c(["isotropic"], (2,)) if a.config["method"] == "heun"][0]
     r = suite.execute("smoke", "C", c, 0, scorer, "cpu")
-    assert r["nfe"] == 2 and r["sampler_steps"] == 1
+    assert r["nfe"] == 2 and r["sampler_steps"] == 1 and not r["model_trained_here"]
+    # ... and trains it again, same configuration and seed, on a machine that lacks its run folder
+    import shutil
+
+    model = suite.run_dir("smoke", "A", "isotropic", 0)
+    shutil.rmtree(model)
+    again = suite.execute("smoke", "C", c, 0, scorer, "cpu")
+    assert again["model_trained_here"] and again["steps"] == 2 and again["config"] == r["config"]
+    assert not model.with_suffix(".lock").exists()
+    # the scored samples are kept for later metrics, as uint8 at the data's size
+    import numpy as np
+
+    kept = np.load(suite.samples_path(suite.result_path("smoke", "C", c.name, 0)))["images"]
+    assert kept.dtype == np.uint8 and kept.shape == (32, 1, 28, 28)
     page = importlib.import_module("results_page").write_results(budgets=("smoke",), docs=tmp_path / "docs")
     text = page.read_text()
     assert "Budget `smoke`" in text and "paper α=-0.06" in text and "learning order" in text
     assert (tmp_path / "docs" / "results" / "smoke_A_learning_order.png").is_file()
 
 
-def test_plan_is_seed_major_and_claims_are_exclusive(suite, tmp_path):
+def test_plan_is_seed_major_then_extras_and_claims_are_exclusive(suite, tmp_path):
     runs = suite.plan("cpu", "AB")
-    seeds = [s for _, _, s in runs]
+    main = 3 * (9 + 2 * 4)
+    seeds = [s for _, _, s in runs[:main]]
     assert seeds == sorted(seeds) and set(seeds) == {0, 1, 2}
-    assert len(runs) == 3 * (9 + 2 * 4)
+    # then more seeds for the decisive arms, then the extra band, each seed-major
+    decisive = runs[main:main + 3 * 4]
+    assert {a.name for _, a, _ in decisive} == set(importlib.import_module("experiments").DECISIVE)
+    assert [s for _, _, s in decisive] == [3] * 4 + [4] * 4 + [5] * 4
+    mid = runs[main + 12:]
+    assert len(mid) == 3 * 4 and all(a.band == "mid" for _, a, _ in mid)
     out = suite.result_path("cpu", "A", "isotropic", 0)
     assert suite.claim(out) and not suite.claim(out)
     out.with_suffix(".lock").write_text("999999999")  # a dead process's claim is taken over
