@@ -303,7 +303,7 @@ def headline(budgets) -> str:
             "[docs/results.md](docs/results.md).")
 
 
-def write_results(budgets=("gpu", "cpu"), docs: Path = DOCS) -> Path:
+def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
     """Write ``docs/results.md`` (and its figures under ``docs/results/``) for ``budgets``."""
     global FIGURES
     FIGURES = docs / "results"
@@ -312,7 +312,10 @@ def write_results(budgets=("gpu", "cpu"), docs: Path = DOCS) -> Path:
              "defined in `benchmarks/experiments.py` and run by `python benchmarks/suite.py run` (resumable). "
              "Mean ± standard error over training seeds; differences to isotropic are paired by seed (same "
              "initialisation and data order) and their 95 % half-width is the smallest difference a table resolves. "
-             "A verdict is *reproduced* only when the interval excludes zero in the paper's direction.", ""]
+             "A verdict is *reproduced* only when the interval excludes zero in the paper's direction. A budget names a "
+             "size (network, steps, batch, samples), not a machine: the `cpu` budget is sized for about 15 minutes of "
+             "two CPU cores per run, and its runs went to a lent GPU where one was available; each budget's line "
+             "says where its runs ran.", ""]
     for budget in budgets:
         a, b, c = (load(budget, e) for e in "ABC")
         if not (a or b or c):
