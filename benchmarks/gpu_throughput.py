@@ -10,7 +10,7 @@ same initial weights) on batches of the same size drawn the same way from a tens
 * ``diffusers loop``: the loop of diffusers' ``train_unconditional.py`` example: the bare backbone,
   ``DDPMScheduler.add_noise`` with white noise, MSE, clipping, AdamW, ``EMAModel``.
 
-All three use the same speed settings: bf16 autocast on GPUs that have it, fused AdamW on CUDA,
+All three use the same speed settings: bf16 autocast on GPUs that have it, fused AdamW on CUDA (sagd: everywhere),
 and, when asked, ``--compile`` (``torch.compile`` of the network) and ``--channels-last``.
 Variants are timed in interleaved rounds (alternating order) after a warm-up, synchronising the
 device around each round; the JSON holds every round and the medians.
@@ -151,13 +151,13 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument("--channels-last", action="store_true", help="channels-last weights (convolutions)")
     p.add_argument("--batch-size", type=int, help="default 128 (quick: 8)")
-    p.add_argument("--steps", type=int, help="steps per variant per round (default 20; quick: 2)")
+    p.add_argument("--steps", type=int, help="steps per variant per round (default 50; quick: 2)")
     p.add_argument("--rounds", type=int, help="default 5 (quick: 2)")
     p.add_argument("--warmup", type=int, help="warm-up steps per variant (default 10, 30 with --compile; quick: 1)")
     args = p.parse_args()
     q = args.quick
     args.batch_size = args.batch_size or (8 if q else 128)
-    args.steps = args.steps or (2 if q else 20)
+    args.steps = args.steps or (2 if q else 50)  # rounds of a few seconds: launch and clock jitter average out
     args.rounds = args.rounds or (2 if q else 5)
     args.warmup = args.warmup or (1 if q else 30 if args.compile else 10)
     models = QUICK if q else FULL

@@ -31,7 +31,8 @@ from diffusers import DDPMScheduler
 from common import RESULTS, machine, write_table
 from sagd.config import TrainConfig
 from sagd.data import random_batches
-from sagd.train import Trainer, ema_model
+from sagd.ema import EMA
+from sagd.train import Trainer
 
 
 
@@ -45,7 +46,7 @@ def sagd_step(spectrum: str, args, out: str):
 def diffusers_step(trainer: Trainer, args):
     """A plain diffusers training step on a copy of ``trainer``'s UNet and data."""
     unet = copy.deepcopy(trainer.acc.unwrap_model(trainer.net).backbone)
-    ema = ema_model(unet, 0.999)
+    ema = EMA(unet, 0.999)
     opt = torch.optim.AdamW(unet.parameters(), lr=2e-4)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     g = torch.Generator().manual_seed(0)

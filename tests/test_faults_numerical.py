@@ -16,7 +16,7 @@ from sagd.diffusion.process import PER_DRAW_MAX_SPREAD
 from sagd.models import Network
 from sagd.spectral import from_spec
 from sagd.stops import Stopped
-from sagd.train import Trainer
+from sagd.train import Trainer, train
 
 TINY = dict(dataset="digits", model="tiny", spectrum="power_law:alpha=-0.5", batch_size=8, warmup=0, log_every=1,
             checkpoint_every=1, sample_every=1000, sample_n=4, sample_steps=2, steps=6)
@@ -56,15 +56,30 @@ def test_a_huge_learning_rate_stops_at_the_first_nonfinite_step(tmp_path, capsys
     fault("Numerical faults", "`sagd sample` on that run (weights finite but about 1e12)", f"exit {status}: `{line}`")
 
 
-def nan_at(steps: set[int], trainer: Trainer):
-    """Patch ``diffusion.loss`` (as the trainer calls it) to return NaN at optimizer steps ``steps``."""
-    real = diffusion.loss
+def nan_at(steps: set[int], trainer: Trainer | None = None):
+    """Patch ``diffusion.loss`` (as the trainer calls it) to return NaN at optimizer steps ``steps`` (counted
+    from ``trainer.step``, or from the calls when there is no trainer at hand: one per step)."""
+    real, calls = diffusion.loss, []
 
     def loss(*args, **kwargs):
+        calls.append(None)
         value = real(*args, **kwargs)
-        return value * float("nan") if trainer.step in steps else value
+        return value * float("nan") if (trainer.step if trainer else len(calls)) in steps else value
 
     return loss
+
+
+def state_bits(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """The bytes of the weights, the optimizer's state (moments and step counts) and the EMA with its count."""
+    tensors = {f"model.{k}": v for k, v in trainer.acc.unwrap_model(trainer.net).state_dict().items()}
+    tensors |= {f"optimizer.{i}.{k}": v for i, s in trainer.opt.state_dict()["state"].items() for k, v in s.items()}
+    tensors |= {f"ema.{k}": v for k, v in trainer.ema.module.state_dict().items()}
+    tensors["ema.n_averaged"] = trainer.ema.n_averaged
+    return {k: v.detach().reshape(-1).clone().view(torch.uint8) for k, v in tensors.items()}
+
+
+def same_bits(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_skip_nonfinite_drops_the_step_and_stops_past_the_cap(tmp_path, monkeypatch, fault):
@@ -73,25 +88,89 @@ def test_skip_nonfinite_drops_the_step_and_stops_past_the_cap(tmp_path, monkeypa
     messages = []
     trainer.guard.say = messages.append
     monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({2, 3, 5, 6, 7}, trainer))
-    assert trainer.train_step() is not None
-    params = [p.detach().clone() for p in trainer.net.parameters()]
-    moments = {k: v.clone() for k, v in trainer.opt.state_dict()["state"][0].items()}
-    ema = [p.detach().clone() for p in trainer.ema.module.parameters()]
-    assert trainer.train_step() is None and trainer.train_step() is None  # steps 2 and 3: dropped
-    assert all(torch.equal(a, b) for a, b in zip(params, trainer.net.parameters()))
-    assert all(torch.equal(v, trainer.opt.state_dict()["state"][0][k]) for k, v in moments.items())
-    assert all(torch.equal(a, b) for a, b in zip(ema, trainer.ema.module.parameters()))
-    assert messages[0] == "sagd: step 2: loss nan, gradient norm nan: step skipped (1 of at most 2 in a row)"
-    assert trainer.train_step() is not None  # step 4 is finite: the count of steps in a row restarts
-    assert trainer.train_step() is None and trainer.train_step() is None
+    trainer.train_step()
+    good = state_bits(trainer)
+    trainer.train_step()  # step 2: dropped on the device; the host does not know yet
+    assert messages == [] and trainer.guard.in_a_row == 0 and same_bits(state_bits(trainer), good)
+    trainer.train_step()  # step 3: dropped; the host reads step 2's flag
+    assert messages == ["sagd: step 2: loss nan, gradient norm nan: step skipped (1 of at most 2 in a row)"]
+    assert same_bits(state_bits(trainer), good)  # weights, optimizer moments and step count, EMA and its count
+    trainer.train_step()  # step 4 is finite (and reports step 3); the count of steps in a row restarts
+    assert messages[1:] == ["sagd: step 3: loss nan, gradient norm nan: step skipped (2 of at most 2 in a row)"]
+    good = state_bits(trainer)
+    trainer.train_step(), trainer.train_step(), trainer.train_step()  # steps 5, 6, 7 (6 is reported, 2 of 2)
     with pytest.raises(Stopped, match="step 7: loss nan, gradient norm nan: 3 non-finite steps in a row, "
                                       "more than skip_nonfinite=2; the step was not applied") as stop:
-        trainer.train_step()
-    assert stop.value.status == 1
+        trainer.train_step()  # step 8 reads step 7's flag before its own update is applied
+    assert stop.value.status == 1 and len(messages) == 4
+    assert same_bits(state_bits(trainer), good)  # the weights of step 4, the last good one
     trainer.close()
     fault("Numerical faults", "NaN losses at steps 2, 3, 5, 6, 7 with `skip_nonfinite: 2`",
-          f"steps 2, 3, 5, 6 dropped (weights, optimizer moments and EMA unchanged), each with a line like "
-          f"`{messages[0]}`; at step 7: `{stop.value}`")
+          f"steps 2, 3, 5, 6 dropped on the device (weights, optimizer state and EMA bit for bit unchanged), each "
+          f"reported at the next step with a line like `{messages[0]}`; at step 8, before it is applied: `{stop.value}`")
+
+
+def test_a_nonfinite_gradient_with_a_finite_loss_is_dropped_too(tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "out": str(tmp_path / "run"), "skip_nonfinite": 1})
+    trainer = Trainer(cfg.validate())
+    messages = []
+    trainer.guard.say = messages.append
+    weight = next(trainer.net.parameters())
+    weight.register_hook(lambda g: g * float("inf") if trainer.step == 2 else g)
+    trainer.train_step()
+    good = state_bits(trainer)
+    loss = trainer.train_step()
+    assert torch.isfinite(loss) and trainer.found_inf == 1 and same_bits(state_bits(trainer), good)
+    trainer.guard.settle()
+    assert re.fullmatch(r"sagd: step 2: loss [0-9.e-]+, gradient norm (inf|nan): step skipped \(1 of at most 1 in a row\)",
+                        messages[0]), messages
+    trainer.train_step()
+    assert trainer.found_inf == 0 and not same_bits(state_bits(trainer), good) and len(messages) == 1
+    trainer.close()
+
+
+def test_a_run_reports_a_dropped_last_step_and_stops_past_the_cap_without_a_checkpoint(tmp_path, monkeypatch, capsys,
+                                                                                       fault):
+    quiet = {**TINY, "log_every": 1000, "checkpoint_every": 1000, "sample_every": 1000}
+    clean = train(TrainConfig.from_dict({**quiet, "out": str(tmp_path / "clean"), "steps": 3}))
+    capsys.readouterr()
+
+    # the last step is dropped: reported before the run ends, whose checkpoint holds step 3's weights and EMA
+    monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({4}))
+    run = train(TrainConfig.from_dict({**quiet, "out": str(tmp_path / "last"), "steps": 4, "skip_nonfinite": 1}))
+    err = capsys.readouterr().err
+    assert "sagd: step 4: loss nan, gradient norm nan: step skipped (1 of at most 1 in a row)" in err
+    last, reference = checkpoint.latest(run), checkpoint.latest(clean)
+    assert last.name == "step_00000004" and checkpoint.load_state(last)["ema_updates"] == 3
+    for stem in ("model", "ema"):
+        ours, theirs = checkpoint.load_tensors(last, stem), checkpoint.load_tensors(reference, stem)
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+    # two in a row with skip_nonfinite 1: the checkpoint due at step 4 is not written, step 2's is untouched
+    monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({3, 4}))
+    with pytest.raises(Stopped) as capped:
+        train(TrainConfig.from_dict({**quiet, "out": str(tmp_path / "cap"), "steps": 6, "checkpoint_every": 2,
+                                     "skip_nonfinite": 1}))
+    err = capsys.readouterr().err
+    assert "sagd: step 3: loss nan, gradient norm nan: step skipped (1 of at most 1 in a row)" in err
+    assert str(capped.value) == ("step 4: loss nan, gradient norm nan: 2 non-finite steps in a row, more than "
+                               "skip_nonfinite=1; the step was not applied; the newest checkpoint, step_00000002, "
+                               "is untouched")
+    assert f"sagd: stopped: {capped.value}" in err
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "cap")] == ["step_00000002"]
+
+    # the last step is not finite with skip_nonfinite 0: the run stops at its end, without a last checkpoint
+    monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({3}))
+    with pytest.raises(Stopped, match="step 3: loss nan, gradient norm nan: not finite") as stop:
+        train(TrainConfig.from_dict({**quiet, "out": str(tmp_path / "end"), "steps": 3}))
+    assert not checkpoint.list_checkpoints(tmp_path / "end") and f"sagd: stopped: {stop.value}" in capsys.readouterr().err
+    fault("Numerical faults", "a NaN loss at the last step (step 4 of 4) with `skip_nonfinite: 1`",
+          "reported before the run ends (`sagd: step 4: loss nan, gradient norm nan: step skipped (1 of at most 1 in "
+          "a row)`); the last checkpoint holds step 3's weights and EMA bit for bit (`ema_updates` 3)")
+    fault("Numerical faults", "NaN losses at steps 3 and 4 with `skip_nonfinite: 1`, a checkpoint due at step 4",
+          f"exit 1, no checkpoint written at step 4: `sagd: stopped: {capped.value}`")
+    fault("Numerical faults", "a NaN loss at the last step (step 3 of 3) with `skip_nonfinite: 0`",
+          f"exit 1 at the end of the run, no last checkpoint: `sagd: stopped: {stop.value}`")
 
 
 def test_nonfinite_weights_are_never_checkpointed_nor_sampled(tmp_path, capsys, fault):

@@ -9,7 +9,8 @@ import yaml
 from sagd import checkpoint
 from sagd.commands.demo import DEMO
 from sagd.config import TrainConfig, load_config
-from sagd.train import ema_model, generators, learning_rate
+from sagd.ema import EMA
+from sagd.train import generators, learning_rate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -138,7 +139,7 @@ def test_ema_starts_at_the_weights_and_warms_up():
     net = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         net.weight.fill_(1.0)
-    ema = ema_model(net, decay=0.999)
+    ema = EMA(net, decay=0.999)
     ema.update_parameters(net)  # first update copies
     with torch.no_grad():
         net.weight.fill_(0.0)

@@ -12,7 +12,8 @@ each process draws its own batches from generators seeded by ``(seed, process in
 
 Faults end well (docs/faults.md): SIGTERM or SIGINT finishes the step, checkpoints and stops
 (``stops``); checkpoints are also written every ``checkpoint_minutes``; a non-finite loss or
-gradient norm is never applied (``finite.StepGuard``); ``resume=True`` takes the newest intact
+gradient norm is never applied (``finite.StepGuard``, on the device: a training step makes the
+host wait for nothing); ``resume=True`` takes the newest intact
 checkpoint that belongs to the config (``resume.find``).
 """
 
@@ -30,10 +31,10 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from PIL import Image
-from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
+from .ema import EMA
 from .config import TrainConfig, save_config
 from .data import DatasetNotFoundError, corrupt_band, load_dataset
 from .diffusion.parametrization import sample_time
@@ -50,16 +51,6 @@ SAMPLES = "samples"
 
 
 # ---------------------------------------------------------------------------- building blocks
-def ema_model(net: torch.nn.Module, decay: float) -> AveragedModel:
-    """An EMA copy of ``net`` with warm-up: update ``n`` uses ``min(decay, (1 + n) / (10 + n))``."""
-
-    def update(ema_params, params, n_averaged):
-        n = float(n_averaged)
-        torch._foreach_lerp_(ema_params, params, 1 - min(decay, (1 + n) / (10 + n)))
-
-    return AveragedModel(net, multi_avg_fn=update)
-
-
 def generators(seed: int, rank: int, device) -> dict[str, torch.Generator]:
     """Independent generators for each stream of ``STREAMS``, seeded from ``(seed, rank, stream)``."""
     out = {}
@@ -164,10 +155,10 @@ class Trainer:
             resuming.load_into(net, ckpt, "model")
         if cfg.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                fused=device.type == "cuda")  # one kernel for all parameters
+        # fused on every device: one kernel for all parameters, and it skips a step flagged on the device
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.net, self.opt = self.acc.prepare(net, opt)
-        self.ema = ema_model(self.acc.unwrap_model(self.net), cfg.ema_decay)
+        self.ema = EMA(self.acc.unwrap_model(self.net), cfg.ema_decay)
         if cfg.compile:  # in place, after the EMA copy: parameter names (and checkpoints) are unchanged
             self.acc.unwrap_model(self.net).compile()
         if ckpt:
@@ -176,8 +167,9 @@ class Trainer:
                                self.acc.num_processes, cfg.data_workers, start=self.stream_batches)
         self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images, self.vae).to(device), seed=cfg.seed)
                       if cfg.probe_every else None)
-        self.guard = finite.StepGuard(cfg.skip_nonfinite, self.acc.reduce, self.say, self.newest_checkpoint_hint)
-        self.applied = True  # whether the last optimizer step passed the guard
+        self.guard = finite.StepGuard(cfg.skip_nonfinite, self.acc.reduce if self.acc.num_processes > 1 else None,
+                                      self.say, self.newest_checkpoint_hint)
+        self.found_inf = torch.zeros((), device=device)  # 1.0 when the guard dropped the last step (on the device)
         self.signals: stops.StopSignals | None = None  # set by train(): SIGTERM / SIGINT stop after a checkpoint
         self.stopping = False
         self.saved_at = time.time()
@@ -215,8 +207,9 @@ class Trainer:
                                                f"(optimizer, EMA count or generator states): {e!r:.200}") from None
 
     def save(self) -> None:
-        """Write a checkpoint at the current step (collective: every process must call it); refuses
-        non-finite weights, which would replace the last good checkpoint."""
+        """Write a checkpoint at the current step (collective: every process must call it) once the guard has
+        read the last step; refuses non-finite weights, which would replace the last good checkpoint."""
+        self.guard.settle()
         weights = self.acc.unwrap_model(self.net).state_dict()
         if finite.nonfinite_entries(weights) or finite.nonfinite_entries(self.ema.module.state_dict()):
             raise stops.Stopped(f"step {self.step}: the weights are no longer finite: no checkpoint written"
@@ -269,23 +262,24 @@ class Trainer:
             self.acc.backward(loss)
             if self.acc.sync_gradients:
                 norm = self.acc.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-                # fp16's GradScaler skips overflowing steps itself: only the loss is checked then
-                self.applied = self.guard.allows(self.step, loss, None if self.acc.scaler else norm)
-                if self.applied:
-                    self.opt.step()
+                # fp16's GradScaler skips overflowing steps itself, with its own found_inf: only the loss is
+                # checked then (a non-finite loss has non-finite gradients, which the scaler finds)
+                self.found_inf = self.guard.check(self.step, loss, None if self.acc.scaler else norm)
+                self.opt.optimizer.found_inf = self.found_inf  # fused AdamW leaves its state as it is when 1
+                self.opt.step()
             self.opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    def train_step(self) -> torch.Tensor | None:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss
-        (``None`` when ``StepGuard`` dropped the step)."""
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss (0-d, on
+        the device). No host read: a step that ``StepGuard`` drops (``self.found_inf`` is 1) changes neither
+        the weights, the optimizer's state nor the EMA; the host learns of it at the next step
+        (``guard.settle()``: at once)."""
         self.step += 1
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step)
         loss = sum(self.micro_step() for _ in range(self.cfg.grad_accum)) / self.cfg.grad_accum
-        if not self.applied:
-            return None
-        self.ema.update_parameters(self.acc.unwrap_model(self.net))
+        self.ema.update_parameters(self.acc.unwrap_model(self.net), skip=self.found_inf)
         return loss
 
     # ------------------------------------------------------------------ logging and samples
@@ -322,7 +316,8 @@ class Trainer:
         """Whether ``cfg.max_minutes`` has passed (agreed by all processes)."""
         if self.cfg.max_minutes is None:
             return False
-        late = torch.tensor(float(time.time() - self.started > 60 * self.cfg.max_minutes), device=self.acc.device)
+        late = torch.tensor(float(time.time() - self.started > 60 * self.cfg.max_minutes),
+                            device=self.acc.device if self.acc.num_processes > 1 else "cpu")  # one process: no sync
         return bool(self.acc.reduce(late, "sum") > 0)
 
     # ------------------------------------------------------------------ the run
@@ -342,7 +337,7 @@ class Trainer:
         if probing and self.step == 0:
             self.log_probe()
         while self.step < cfg.steps and not self.out_of_time():
-            window.add(self.train_step())
+            window.add(self.train_step(), self.found_inf)
             bar.update(self.step)
             if probing and self.step % cfg.probe_every == 0:
                 with window.paused():
@@ -358,6 +353,7 @@ class Trainer:
                 saved = self.step
             if self.stopping:
                 self.stop(window, bar)
+        self.guard.settle()  # a dropped last step is reported (or stops the run) before the run ends
         if window.steps:
             self.log_window(window, bar)
         if probing and self.step % cfg.probe_every:
@@ -430,8 +426,11 @@ class Trainer:
         return (f"; the newest checkpoint, {found[-1].name}, is untouched" if found else "")
 
     def log_window(self, window: "Window", bar: Progress) -> None:
-        """Log the mean loss and the training throughput since the last record, then reset ``window``."""
-        loss = self.acc.reduce(window.loss / window.steps, "mean").item()
+        """Log the mean loss of the applied steps (``None`` if none was) and the training throughput since the
+        last record, then reset ``window``."""
+        self.guard.settle()
+        loss = self.acc.reduce(window.loss / (window.steps - window.dropped), "mean").item()
+        loss = loss if math.isfinite(loss) else None
         images = self.cfg.batch_size * self.cfg.grad_accum * self.acc.num_processes * window.steps
         images_per_s = images / (time.time() - window.start)
         record = {"step": self.step, "loss": loss, "lr": learning_rate(self.cfg, self.step), "images_per_s": images_per_s}
@@ -439,23 +438,23 @@ class Trainer:
             record["threads"] = torch.get_num_threads()
             self.slowdown(images_per_s, threads.advice())
         self.log(record)
-        bar.update(self.step, loss=f"{loss:.4f}")
+        bar.update(self.step, loss=f"{loss:.4f}" if loss is not None else "-")
         window.reset()
 
 
 class Window:
-    """The losses summed since the last log record (kept on the device: no sync per step)."""
+    """The losses summed since the last log record, and the steps dropped (kept on the device: no sync per step)."""
 
     def __init__(self):
         self.reset()
 
     def reset(self) -> None:
-        self.loss, self.steps, self.start = 0.0, 0, time.time()
+        self.loss, self.dropped, self.steps, self.start = 0.0, 0.0, 0, time.time()
 
-    def add(self, loss: torch.Tensor | None) -> None:
-        """Count one step; ``None`` (a step ``StepGuard`` dropped) adds no loss."""
-        if loss is not None:
-            self.loss, self.steps = self.loss + loss, self.steps + 1
+    def add(self, loss: torch.Tensor, found_inf: torch.Tensor) -> None:
+        """Count one step; one that ``StepGuard`` dropped (``found_inf`` 1) adds no loss."""
+        self.loss = self.loss + loss.masked_fill(found_inf > 0, 0.0)
+        self.dropped, self.steps = self.dropped + found_inf, self.steps + 1
 
     @contextlib.contextmanager
     def paused(self):
