@@ -156,14 +156,15 @@ def test_a_run_reports_a_dropped_last_step_and_stops_past_the_cap_without_a_chec
     assert str(capped.value) == ("step 4: loss nan, gradient norm nan: 2 non-finite steps in a row, more than "
                                "skip_nonfinite=1; the step was not applied; the newest checkpoint, step_00000002, "
                                "is untouched")
-    assert f"sagd: stopped: {capped.value}" in err
+    assert capped.value.status == 1 and f"sagd: stopped: {capped.value}" in err
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "cap")] == ["step_00000002"]
 
     # the last step is not finite with skip_nonfinite 0: the run stops at its end, without a last checkpoint
     monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({3}))
     with pytest.raises(Stopped, match="step 3: loss nan, gradient norm nan: not finite") as stop:
         train(TrainConfig.from_dict({**quiet, "out": str(tmp_path / "end"), "steps": 3}))
-    assert not checkpoint.list_checkpoints(tmp_path / "end") and f"sagd: stopped: {stop.value}" in capsys.readouterr().err
+    assert stop.value.status == 1 and f"sagd: stopped: {stop.value}" in capsys.readouterr().err
+    assert not checkpoint.list_checkpoints(tmp_path / "end")
     fault("Numerical faults", "a NaN loss at the last step (step 4 of 4) with `skip_nonfinite: 1`",
           "reported before the run ends (`sagd: step 4: loss nan, gradient norm nan: step skipped (1 of at most 1 in "
           "a row)`); the last checkpoint holds step 3's weights and EMA bit for bit (`ema_updates` 3)")

@@ -61,9 +61,10 @@ class HostReads(TorchDispatchMode):
 
 CONFIGS = {
     "unet": dict(dataset="digits", model="tiny", spectrum="power_law:alpha=-0.5", batch_size=8),
-    "dit, classes, accumulation": dict(dataset="digits", model="dit-tiny", spectrum="two_band:low_band=0-0.3,"
-                                       "high_band=0.5-1,gamma_high=0", omission="project", prediction="v",
-                                       class_conditional=True, grad_accum=2, batch_size=4),
+    "dit, classes, accumulation, corruption": dict(
+        dataset="digits", model="dit-tiny", spectrum="two_band:low_band=0-0.3,high_band=0.5-1,gamma_high=0",
+        omission="project", prediction="v", class_conditional=True, grad_accum=2, batch_size=4,
+        corrupt={"low": 0.3, "high": 0.5, "gamma": 0.5}),
 }
 
 

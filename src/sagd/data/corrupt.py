@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .. import spectral
@@ -26,8 +28,15 @@ def corrupt_band(
     if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() < 3:
         raise ValueError(f"x must be a float tensor (N, C, *spatial), got {getattr(x, 'shape', type(x))}")
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    band = spectral.band_pass(x.shape[1:], low, high, unit=unit)
+    band = _band(tuple(x.shape[1:]), low, high, unit)
     e = band.sqrt(torch.randn(x.shape, generator=generator, device=x.device, dtype=dtype))
     spatial = tuple(range(2, x.dim()))
     e = e / (e.std(dim=spatial, correction=0, keepdim=True) + 1e-8)
     return (x + gamma * e).to(x.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _band(shape: tuple[int, ...], low: float, high: float, unit: str) -> spectral.SpectralCovariance:
+    """The band's filter, made once: a training step would otherwise rebuild it on the host and upload it
+    to the device (an upload waits for the device)."""
+    return spectral.band_pass(shape, low, high, unit=unit)
