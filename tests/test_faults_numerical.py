@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from sagd import checkpoint, diffusion
+from sagd import checkpoint, diffusion, report
 from sagd.cli import main
 from sagd.config import TrainConfig, save_config
 from sagd.diffusion.process import PER_DRAW_MAX_SPREAD
@@ -145,6 +145,14 @@ def test_a_run_reports_a_dropped_last_step_and_stops_past_the_cap_without_a_chec
     for stem in ("model", "ema"):
         ours, theirs = checkpoint.load_tensors(last, stem), checkpoint.load_tensors(reference, stem)
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+    # a log record whose steps were all dropped has no loss (the throughput counts every step)
+    monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({2}))
+    run = train(TrainConfig.from_dict({**quiet, "out": str(tmp_path / "log"), "steps": 3, "log_every": 1,
+                                       "skip_nonfinite": 1}))
+    records = [r for r in report.read_metrics(run) if "loss" in r]
+    assert [r["step"] for r in records] == [1, 2, 3] and records[1]["loss"] is None
+    assert all(r["loss"] > 0 and r["images_per_s"] > 0 for r in records[::2])
 
     # two in a row with skip_nonfinite 1: the checkpoint due at step 4 is not written, step 2's is untouched
     monkeypatch.setattr("sagd.train.diffusion.loss", nan_at({3, 4}))

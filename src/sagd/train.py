@@ -34,10 +34,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
-from .ema import EMA
 from .config import TrainConfig, save_config
 from .data import DatasetNotFoundError, corrupt_band, load_dataset
 from .diffusion.parametrization import sample_time
+from .ema import EMA
 from .latent import VAE
 from .models import Network, drop_labels
 from .progress import Progress, SlowdownWatch
