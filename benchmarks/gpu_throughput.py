@@ -13,7 +13,10 @@ same initial weights) on batches of the same size drawn the same way from a tens
 All three use the same speed settings: bf16 autocast on GPUs that have it, fused AdamW on CUDA (sagd: everywhere),
 and, when asked, ``--compile`` (``torch.compile`` of the network) and ``--channels-last``.
 Variants are timed in interleaved rounds (alternating order) after a warm-up, synchronising the
-device around each round; the JSON holds every round and the medians.
+device around each round; the JSON holds every round and the medians. On CUDA it also counts each
+variant's synchronising calls per step (``torch.cuda.set_sync_debug_mode``: sagd's should be 0),
+and checks once that a NaN step of ``Trainer.train_step`` leaves the weights, the optimizer's state
+and the EMA bit for bit as they were and is reported at the next step (``guard``).
 
     PYTHONPATH=src python benchmarks/gpu_throughput.py --out DIR [--compile] [--channels-last]
     PYTHONPATH=src python benchmarks/gpu_throughput.py --out DIR --quick   # tiny sizes: a CPU check
@@ -29,12 +32,14 @@ import json
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from common import machine
+from sagd import diffusion
 from sagd.config import TrainConfig
 from sagd.data import random_batches
 from sagd.train import Trainer
@@ -44,9 +49,9 @@ FULL = {"base": "grf:size=32,channels=3,n=4096", "dit-s/2": "grf:size=32,channel
 QUICK = {"tiny": "grf:size=8,channels=1,n=256", "dit-tiny": "grf:size=8,channels=4,n=256"}
 
 
-def sagd_trainer(model: str, dataset: str, spectrum: str, args, out: str) -> Trainer:
+def sagd_trainer(model: str, dataset: str, spectrum: str, args, out: str, **changes) -> Trainer:
     cfg = TrainConfig(out=out, dataset=dataset, spectrum=spectrum, model=model, batch_size=args.batch_size,
-                      warmup=0, seed=0, compile=args.compile, channels_last=args.channels_last)
+                      warmup=0, seed=0, compile=args.compile, channels_last=args.channels_last, **changes)
     return Trainer(cfg.validate())
 
 
@@ -99,6 +104,48 @@ def timed(step, n: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def syncs(step, n: int, device: torch.device) -> float | None:
+    """Synchronising CUDA calls per call of ``step`` (``torch.cuda.set_sync_debug_mode``); ``None`` off CUDA."""
+    if device.type != "cuda":
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(n):
+                step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught) / n
+
+
+def guard(tmp: str) -> dict:
+    """A NaN loss at step 3 of a ``tiny`` run with ``skip_nonfinite: 1``: whether the weights, the optimizer's
+    state and the EMA stayed bit for bit, whether the host had not heard of it after step 3 and had after step 4."""
+    trainer = sagd_trainer("tiny", QUICK["tiny"], "isotropic", argparse.Namespace(
+        batch_size=8, compile=False, channels_last=False), f"{tmp}/guard", skip_nonfinite=1)
+    said = []
+    trainer.guard.say = said.append
+    real = diffusion.loss
+    diffusion.loss = lambda *a, **k: real(*a, **k) * (float("nan") if trainer.step == 3 else 1.0)
+    try:
+        trainer.train_step(), trainer.train_step()
+        before = state_bytes(trainer)
+        trainer.train_step()
+        unchanged, heard_at_3 = state_bytes(trainer) == before, list(said)
+        trainer.train_step()
+    finally:
+        diffusion.loss = real
+    return {"device": str(trainer.acc.device), "dropped_step_bit_identical": unchanged,
+            "reported_after_step_3": heard_at_3, "reported_after_step_4": said}
+
+
+def state_bytes(trainer: Trainer) -> list[bytes]:
+    tensors = [*trainer.net.parameters(), *trainer.ema.module.parameters(), trainer.ema.n_averaged]
+    tensors += [t for s in trainer.opt.state_dict()["state"].values() for t in s.values()]
+    return [t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes() for t in tensors]
+
+
 def measure(model: str, dataset: str, args, tmp: str) -> dict:
     sagd_plw = sagd_trainer(model, dataset, SPECTRUM, args, f"{tmp}/{model}-plw")
     sagd_iso = sagd_trainer(model, dataset, "isotropic", args, f"{tmp}/{model}-iso")
@@ -107,6 +154,7 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
                 "diffusers loop": diffusers_step(sagd_iso, args)}
     for step in variants.values():
         timed(step, args.warmup, device)
+    syncs_per_step = {name: syncs(step, 3, device) for name, step in variants.items()}
     seconds = {name: [] for name in variants}
     for r in range(args.rounds):
         for name in (list(variants) if r % 2 == 0 else list(reversed(variants))):
@@ -118,7 +166,7 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
         "model": model, "backbone": type(net.backbone).__name__, "dataset": dataset,
         "input_shape": list(sagd_iso.data.shape), "parameters": sum(p.numel() for p in net.parameters()),
         "mixed_precision": sagd_iso.acc.mixed_precision,
-        "images_per_s_median": median, "images_per_s_rounds": rates,
+        "images_per_s_median": median, "images_per_s_rounds": rates, "syncs_per_step": syncs_per_step,
         "ratios": {"power_law / isotropic": median["sagd power_law"] / median["sagd isotropic"],
                    "sagd isotropic / diffusers loop": median["sagd isotropic"] / median["diffusers loop"],
                    "sagd power_law / diffusers loop": median["sagd power_law"] / median["diffusers loop"]},
@@ -139,6 +187,13 @@ def table(result: dict) -> str:
                     f"{r['mixed_precision']} | {m['sagd power_law']:.0f} | {m['sagd isotropic']:.0f} | "
                     f"{m['diffusers loop']:.0f} | {r['ratios']['power_law / isotropic']:.3f} | "
                     f"{r['ratios']['sagd isotropic / diffusers loop']:.3f} |")
+    counts = [f"`{r['model']}` " + " / ".join("-" if n is None else f"{n:g}" for n in r["syncs_per_step"].values())
+              for r in result["models"]]
+    g = result["guard"]
+    rows += ["", f"Synchronising CUDA calls per step (sagd power_law / sagd isotropic / diffusers loop): "
+                 f"{', '.join(counts)}. A NaN step (`tiny`, {g['device']}): weights, optimizer state and EMA bit for "
+                 f"bit unchanged: {g['dropped_step_bit_identical']}; reported at the next step: "
+                 f"{not g['reported_after_step_3'] and len(g['reported_after_step_4']) == 1}."]
     mach = result["machine"]
     rows += ["", f"torch {mach['torch']}, commit {mach['git_commit'][:12]} (`benchmarks/gpu_throughput.py`).", ""]
     return "\n".join(rows)
@@ -162,10 +217,13 @@ def main() -> None:
     args.warmup = args.warmup or (1 if q else 30 if args.compile else 10)
     models = QUICK if q else FULL
     with tempfile.TemporaryDirectory() as tmp:
+        checked = guard(tmp)
+        print(f"guard: {checked}")
         results = [measure(model, dataset, args, tmp) for model, dataset in models.items()]
     settings = {k: getattr(args, k) for k in ("quick", "compile", "channels_last", "batch_size", "steps", "rounds",
                                               "warmup")}
-    result = {"benchmark": "gpu_throughput", "settings": settings, "models": results, "machine": machine()}
+    result = {"benchmark": "gpu_throughput", "settings": settings, "guard": checked, "models": results,
+              "machine": machine()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "gpu_throughput.md").write_text(table(result))
