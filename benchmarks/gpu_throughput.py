@@ -206,29 +206,29 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument("--channels-last", action="store_true", help="channels-last weights (convolutions)")
     p.add_argument("--batch-size", type=int, help="default 128 (quick: 8)")
-    p.add_argument("--steps", type=int, help="steps per variant per round (default 50; quick: 2)")
+    p.add_argument("--steps", type=int, help="steps per variant per round (default 40; quick: 2)")
     p.add_argument("--rounds", type=int, help="default 5 (quick: 2)")
     p.add_argument("--warmup", type=int, help="warm-up steps per variant (default 10, 30 with --compile; quick: 1)")
     args = p.parse_args()
     q = args.quick
     args.batch_size = args.batch_size or (8 if q else 128)
-    args.steps = args.steps or (2 if q else 50)  # rounds of a few seconds: launch and clock jitter average out
+    args.steps = args.steps or (2 if q else 40)  # rounds of about 2 s: launch and clock jitter average out
     args.rounds = args.rounds or (2 if q else 5)
     args.warmup = args.warmup or (1 if q else 30 if args.compile else 10)
     models = QUICK if q else FULL
+    settings = {k: getattr(args, k) for k in ("quick", "compile", "channels_last", "batch_size", "steps", "rounds",
+                                              "warmup")}
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         checked = guard(tmp)
         print(f"guard: {checked}")
-        results = [measure(model, dataset, args, tmp) for model, dataset in models.items()]
-    settings = {k: getattr(args, k) for k in ("quick", "compile", "channels_last", "batch_size", "steps", "rounds",
-                                              "warmup")}
-    result = {"benchmark": "gpu_throughput", "settings": settings, "guard": checked, "models": results,
-              "machine": machine()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "gpu_throughput.md").write_text(table(result))
+        result = {"benchmark": "gpu_throughput", "settings": settings, "guard": checked, "models": []}
+        for model, dataset in models.items():  # written after each backbone: a run cut short keeps what finished
+            result["models"].append(measure(model, dataset, args, tmp))
+            result["machine"] = machine()
+            (args.out / "gpu_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
+            (args.out / "gpu_throughput.md").write_text(table(result))
     print(table(result))
-
 
 if __name__ == "__main__":
     main()
