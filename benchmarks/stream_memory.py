@@ -1,12 +1,15 @@
-"""Resident memory of training from a large image folder: streamed against held in memory.
+"""Resident memory of training from a large image folder or latent shards: streamed against held in memory.
 
-Writes ``--n`` random ``--size``² RGB PNGs to a temporary folder (deleted at the end), then trains
-the ``tiny`` UNet on it for ``--steps`` steps twice, each in its own process: ``data_loading:
+``--source pngs``: writes ``--n`` random ``--size``² RGB PNGs to a temporary folder; ``--source
+latents``: ``--n`` random float32 latents ``(4, size, size)`` in ``sagd encode``'s shards (50,000 a
+shard) with a random tiny ``AutoencoderKL`` to decode them (the folder is deleted at the end). Then
+trains the ``tiny`` UNet on it for ``--steps`` steps twice, each in its own process: ``data_loading:
 stream`` (2 DataLoader workers) and ``data_loading: memory`` (the whole split as one float32
-tensor). The peak memory of each process tree (trainer plus workers, sampled every
-0.25 s with psutil) goes to ``--out/stream_memory.json`` and ``.md``.
+tensor). The peak memory of each process tree (trainer plus workers, sampled every 0.25 s with
+psutil) goes to ``--out/stream_memory.json`` and ``.md`` (``stream_memory_latents.*`` for latents).
 
     PYTHONPATH=src python benchmarks/stream_memory.py --out benchmarks/results   # 100,000 32² PNGs
+    PYTHONPATH=src python benchmarks/stream_memory.py --out benchmarks/results --source latents  # 1 M (4, 8, 8)
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import torch
 import yaml
 from PIL import Image
 
@@ -36,6 +40,25 @@ def write_pngs(folder: Path, n: int, size: int) -> float:
         low = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
         Image.fromarray(low).resize((size, size), Image.Resampling.BILINEAR).save(folder / f"{i:06d}.png")
     return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+
+
+def write_latents(folder: Path, n: int, size: int) -> tuple[float, dict]:
+    """``n`` standard normal latents ``(4, size, size)`` in shards, and a random 2-level ``AutoencoderKL``
+    (1-channel ``2·size``² images); returns their size in MB and the config keys that train on them."""
+    from diffusers import AutoencoderKL
+
+    from sagd.data.latent_shards import write_shards
+
+    torch.manual_seed(0)
+    AutoencoderKL(in_channels=1, out_channels=1, latent_channels=4, block_out_channels=(8, 16),
+                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                  norm_num_groups=4).save_pretrained(folder / "vae")
+    dataset, shard = f"grf:size={2 * size}", 50_000
+    parts = ((torch.randn(min(shard, n - start), 4, size, size), None) for start in range(0, n, shard))
+    write_shards(folder / "latents", parts, {"dataset": dataset, "pad_to": None, "vae": str(folder / "vae"),
+                                             "num_classes": None, "image_shape": [1, 2 * size, 2 * size]})
+    megabytes = sum(p.stat().st_size for p in (folder / "latents").iterdir()) / 1e6
+    return megabytes, {"dataset": dataset, "vae": str(folder / "vae"), "latents": str(folder / "latents")}
 
 
 def peak_memory(command: list[str], cwd: Path) -> dict:
@@ -62,18 +85,24 @@ def peak_memory(command: list[str], cwd: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--n", type=int, default=100_000)
-    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--source", choices=("pngs", "latents"), default="pngs")
+    p.add_argument("--n", type=int, help="PNGs or latents (default 100,000 PNGs, 1,000,000 latents)")
+    p.add_argument("--size", type=int, help="PNG side (default 32) or latent side (default 8)")
     p.add_argument("--steps", type=int, default=10)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="sagd-pngs-"))
+    latents = args.source == "latents"
+    n, size = args.n or (1_000_000 if latents else 100_000), args.size or (8 if latents else 32)
+    tmp = Path(tempfile.mkdtemp(prefix=f"sagd-{args.source}-"))
     try:
-        megabytes = write_pngs(tmp / "images", args.n, args.size)
+        if latents:
+            megabytes, keys = write_latents(tmp, n, size)
+        else:
+            megabytes, keys = write_pngs(tmp / "images", n, size), {"dataset": f"folder:path={tmp / 'images'}"}
         rows = {}
         for mode in ("stream", "memory"):
             config = tmp / f"{mode}.yaml"
             config.write_text(yaml.safe_dump({
-                "dataset": f"folder:path={tmp / 'images'}", "data_loading": mode, "data_workers": 2, "model": "tiny",
+                **keys, "data_loading": mode, "data_workers": 2, "model": "tiny",
                 "batch_size": 64, "steps": args.steps, "warmup": 0, "log_every": args.steps, "probe_every": 0,
                 "sample_every": 10**9, "checkpoint_every": 10**9, "sample_n": 4, "sample_steps": 2,
                 "out": str(tmp / f"run-{mode}")}))
@@ -81,16 +110,18 @@ def main() -> None:
             print(mode, rows[mode], flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    float32_mb = args.n * 3 * args.size**2 * 4 / 2**20
-    result = {"benchmark": "stream_memory", "images": args.n, "size": args.size, "png_mb": round(megabytes, 1),
-              "float32_split_mb": round(float32_mb, 1), "steps": args.steps, "batch_size": 64, "workers": 2,
-              "rows": rows, "machine": machine()}
+    float32_mb = n * (4 if latents else 3) * size**2 * 4 / 2**20
+    result = {"benchmark": "stream_memory", "source": args.source, "items": n, "size": size,
+              "disk_mb": round(megabytes, 1), "float32_split_mb": round(float32_mb, 1), "steps": args.steps,
+              "batch_size": 64, "workers": 2, "rows": rows, "machine": machine()}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "stream_memory.json").write_text(json.dumps(result, indent=1) + "\n")
+    name = "stream_memory_latents" if latents else "stream_memory"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     m = result["machine"]
-    table = ["### Training memory: a folder of PNGs, streamed or held in memory", "",
-             f"{args.n:,} RGB PNGs of {args.size}×{args.size} ({megabytes:.0f} MB on disk, {float32_mb:.0f} MB as "
-             f"float32); `tiny` UNet, batch 64, {args.steps} steps. Peaks of the trainer and its DataLoader workers: "
+    what = (f"{n:,} float32 latents of (4, {size}, {size}) in `sagd encode` shards ({megabytes:.0f} MB on disk)"
+            if latents else f"{n:,} RGB PNGs of {size}×{size} ({megabytes:.0f} MB on disk, {float32_mb:.0f} MB as float32)")
+    table = [f"### Training memory: {'latent shards' if latents else 'a folder of PNGs'}, streamed or held in memory", "",
+             f"{what}; `tiny` UNet, batch 64, {args.steps} steps. Peaks of the trainer and its DataLoader workers: "
              "PSS (shared pages split among the processes: the real footprint), RSS summed over the processes "
              "(shared pages counted in each), and the trainer's own RSS.", "",
              "| data_loading | peak PSS (MB) | peak summed RSS (MB) | trainer RSS (MB) | wall time (s) |",
@@ -99,7 +130,7 @@ def main() -> None:
               for mode, r in rows.items()]
     table += ["", f"Measured on {m['processor']}, {m['cpu_count']} CPUs, torch {m['torch']}, commit "
                   f"{m['git_commit'][:12]} (`benchmarks/stream_memory.py`).", ""]
-    (args.out / "stream_memory.md").write_text("\n".join(table))
+    (args.out / f"{name}.md").write_text("\n".join(table))
     print("\n".join(table))
 
 

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from sagd import checkpoint
 from sagd.cli import main
 from sagd.data import load_dataset
-from sagd.latent import VAE, read_latents
+from sagd.data.latent_shards import LatentShards
+from sagd.latent import VAE
 from sagd.run import load_run
 from sagd.spectral import SpectralCovariance
 
@@ -25,17 +26,6 @@ RUN = dict(dataset="digits", spectrum="data_matched", batch_size=16, warmup=2, l
 
 def sagd(*args) -> None:
     assert main([str(a) for a in args]) == 0
-
-
-@pytest.fixture(scope="module")
-def vae_dir(tmp_path_factory):
-    """A 2-level AutoencoderKL for 1-channel images (factor 2, 4 latent channels), random weights."""
-    folder = tmp_path_factory.mktemp("vae")
-    torch.manual_seed(0)
-    AutoencoderKL(in_channels=1, out_channels=1, latent_channels=4, block_out_channels=(8, 16),
-                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  norm_num_groups=4, scaling_factor=0.5).save_pretrained(folder)
-    return folder
 
 
 def test_encode_uses_the_scaling_factor_and_decodes_back(vae_dir):
@@ -58,7 +48,7 @@ def test_latent_run_trains_samples_and_evaluates_from_precomputed_shards(vae_dir
     sagd("encode", "--dataset", "digits", "--vae", vae_dir, "--out", tmp_path / "lat", "--shard-size", 500)
     meta = json.loads((tmp_path / "lat" / "latents.json").read_text())
     assert meta["shards"] == ["shard-00000.safetensors", "shard-00001.safetensors", "shard-00002.safetensors"]
-    latents = read_latents(tmp_path / "lat", "digits")
+    latents = LatentShards(tmp_path / "lat", "digits").load()
     assert latents.images.shape == (1438, 4, 4, 4) and latents.num_classes == 10
 
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(RUN))

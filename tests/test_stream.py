@@ -1,4 +1,4 @@
-"""Streaming data: a folder of PNGs and Arrow shards read by 2 DataLoader workers, resumed exactly."""
+"""Streaming data: a folder of PNGs, Arrow shards and latent shards read by 2 DataLoader workers, resumed exactly."""
 
 import json
 
@@ -12,6 +12,7 @@ from sagd import checkpoint, training_data
 from sagd.cli import main
 from sagd.config import TrainConfig
 from sagd.data import ImageData, load_dataset
+from sagd.data.latent_shards import LatentShards
 from sagd.data.stream import ArrowSource, EpochBatches, FolderSource, StreamBatches
 
 RUN = dict(spectrum="power_law:alpha=-0.5", batch_size=16, grad_accum=2, warmup=2, log_every=1, checkpoint_every=2,
@@ -54,6 +55,15 @@ def arrow_dir(tmp_path_factory, digits):
     return root
 
 
+def source_keys(source: str, request, hflip: bool = False) -> dict:
+    """The config keys that train on ``source``: the digits as PNGs, as Arrow shards, or as latent shards."""
+    if source == "latents":
+        return {"dataset": "digits", "vae": str(request.getfixturevalue("vae_dir")),
+                "latents": str(request.getfixturevalue("latent_dir"))}
+    path = request.getfixturevalue("png_folder" if source == "folder" else "arrow_dir")
+    return {"dataset": f"{source}:path={path}" + (",hflip=true" if hflip else "")}
+
+
 def test_epoch_batches_split_the_set_across_processes_and_resume_by_count():
     ranks = [EpochBatches(103, 8, seed=5, rank=r, world=2) for r in range(2)]
     assert ranks[0].per_epoch == 6  # 51 images per process, 6 whole batches
@@ -94,12 +104,11 @@ def test_stream_batches_with_workers_are_the_sampler_order(png_folder):
     assert stream.consumed == 95
 
 
-@pytest.mark.parametrize("source", ["folder", "arrow"])
-def test_a_streamed_run_killed_and_resumed_sees_the_same_batches(source, png_folder, arrow_dir, tmp_path):
+@pytest.mark.parametrize("source", ["folder", "arrow", "latents"])
+def test_a_streamed_run_killed_and_resumed_sees_the_same_batches(source, request, tmp_path):
     torch.set_num_threads(1)
-    path = png_folder if source == "folder" else arrow_dir
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({**RUN, "dataset": f"{source}:path={path},hflip=true"}))
+    config.write_text(yaml.safe_dump({**RUN, **source_keys(source, request, hflip=True)}))
     whole, split = tmp_path / "whole", tmp_path / "split"
     sagd("train", "--config", config, "--out", whole, "--steps", 4)
     sagd("train", "--config", config, "--out", split, "--steps", 2)  # stops after step 2's checkpoint
@@ -123,7 +132,8 @@ def test_auto_streams_only_large_sets(png_folder, monkeypatch):
         training_data.training_data(TrainConfig(dataset="digits", data_loading="stream"), None)
 
 
-def test_two_processes_stream_disjoint_shares_and_resume_exactly(png_folder, tmp_path):
+@pytest.mark.parametrize("source", ["folder", "latents"])
+def test_two_processes_stream_disjoint_shares_and_resume_exactly(source, request, tmp_path):
     import os
     import socket
     import subprocess
@@ -131,7 +141,7 @@ def test_two_processes_stream_disjoint_shares_and_resume_exactly(png_folder, tmp
     from pathlib import Path
 
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({**RUN, "dataset": f"folder:path={png_folder}", "grad_accum": 1}))
+    config.write_text(yaml.safe_dump({**RUN, **source_keys(source, request), "grad_accum": 1}))
 
     def launch(*args):
         with socket.socket() as s:
@@ -159,3 +169,48 @@ def test_skip_bad_folders_stay_in_memory(png_folder):
     assert isinstance(training_data.training_data(cfg, None), ImageData)
     with pytest.raises(ValueError, match="cannot leave bad ones out"):
         training_data.training_data(cfg.replace(data_loading="stream"), None)
+
+
+def test_latent_shards_read_what_the_files_hold(latent_dir, digits):
+    from safetensors.torch import load_file
+
+    files = [load_file(path) for path in sorted(latent_dir.glob("shard-*.safetensors"))]
+    latents, labels = torch.cat([f["latents"] for f in files]), torch.cat([f["labels"] for f in files])
+    shards = LatentShards(latent_dir, "digits")
+    assert len(shards) == 1438 and shards.shape == (4, 4, 4) and shards.num_classes == 10
+    assert torch.equal(labels, digits.labels)
+    index = [1437, 0, 500, 499, 500, 1000, 3]  # across the 3 shards, out of order, repeated
+    items = shards.__getitems__(index)
+    assert torch.equal(torch.stack([x for x, _ in items]), latents[index]) and [y for _, y in items] == labels[index].tolist()
+    assert all(torch.equal(shards[i][0], latents[i]) for i in index)
+    memory = shards.load("digits")
+    assert torch.equal(memory.images, latents) and torch.equal(memory.labels, labels)
+
+
+def test_streamed_latents_are_the_in_memory_latents_in_the_sampler_order(latent_dir):
+    """What a stream promises: batch ``b`` is the in-memory split at ``EpochBatches``' ``b``-th index batch,
+    read by 2 workers. (An in-memory run draws another order: see ``training_data``.)"""
+    shards = LatentShards(latent_dir, "digits")
+    memory = shards.load("digits")
+    stream = StreamBatches(shards, 16, seed=3, rank=1, world=2, device="cpu", workers=2)
+    order = iter(EpochBatches(len(shards), 16, seed=3, rank=1, world=2))
+    for _ in range(50):  # past an epoch boundary (44 batches per epoch and process)
+        latents, labels = next(stream)
+        index = next(order)
+        assert torch.equal(latents, memory.images[index]) and torch.equal(labels, memory.labels[index])
+    assert stream.consumed == 50
+
+
+def test_auto_streams_large_latent_sets_and_fits_on_a_seeded_subset(latent_dir, vae_dir, monkeypatch):
+    cfg = TrainConfig(dataset="digits", vae=str(vae_dir), latents=str(latent_dir), seed=7)
+    memory = training_data.training_data(cfg, None)
+    assert isinstance(memory, ImageData) and memory.images.shape == (1438, 4, 4, 4)
+    monkeypatch.setattr(training_data, "MEMORY_BYTES", 1000)
+    monkeypatch.setattr(training_data, "FIT_IMAGES", 100)
+    data = training_data.training_data(cfg, None)
+    pick = torch.randperm(1438, generator=torch.Generator().manual_seed(7))[:100].sort().values
+    assert isinstance(data, training_data.StreamData) and not data.hflip
+    assert torch.equal(data.images, memory.images[pick]) and torch.equal(data.labels, memory.labels[pick])
+    assert isinstance(training_data.training_data(cfg.replace(data_loading="memory"), None), ImageData)
+    monkeypatch.setattr(training_data, "MEMORY_BYTES", 2 * 2**30)
+    assert isinstance(training_data.training_data(cfg.replace(data_loading="stream"), None), training_data.StreamData)

@@ -51,7 +51,7 @@ class TrainConfig:
     corrupt: Corruption | None = None
     vae: str | None = None  # an AutoencoderKL folder: diffusion in its latent space (sagd.latent)
     latents: str | None = None  # the train split's latents, precomputed by sagd encode (needs vae)
-    data_loading: str = "auto"  # memory | stream (folder, arrow data sets) | auto: stream large sets
+    data_loading: str = "auto"  # memory | stream (folder, arrow data sets, latents) | auto: stream large sets
     data_workers: int = 2  # DataLoader worker processes of a stream
     # diffusion
     spectrum: str = "isotropic"

@@ -11,7 +11,8 @@ clamped to ``[-1, 1]`` before grids, metrics and reports.
 What the pixel-space options mean here:
 
 * ``spectrum``: frequencies are those of the latent grid (cycles per latent cell); ``data_matched``
-  is fitted on the training latents' power spectrum.
+  is fitted on the training latents' power spectrum (on a seeded 2048 of them when they are streamed,
+  as for streamed images: ``training_data.FIT_IMAGES``).
 * ``sample_clip`` clamps the denoised *latent* ``D`` to ``[-clip, clip]`` in latent units. Scaled
   latents have unit variance but no bound of 1: use ``null`` or a wide bound (the default 1 is a
   pixel-range bound and cuts latent tails).
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 
 from .data import ImageData
+from .data.latent_shards import write_shards
 
 
 class VAE:
@@ -90,47 +92,12 @@ def encode_data(data: ImageData, vae: VAE, batch_size: int = 64) -> ImageData:
 
 
 # ---------------------------------------------------------------------------- precomputed latents
-META = "latents.json"
-
-
 def write_latents(data: ImageData, vae: VAE, folder: str | Path, dataset: str, pad_to: int | None = None,
                   shard_size: int = 10_000) -> Path:
-    """Encode ``data`` into ``folder/shard-00000.safetensors``, ... (``latents`` ``(n, c, h, w)``, ``labels``)
-    and ``folder/latents.json`` (the data set spec, the VAE, the shapes, the shard names)."""
-    import json
-
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for k, start in enumerate(range(0, len(data), shard_size)):
-        part = data.subset(slice(start, start + shard_size))
-        tensors = {"latents": vae.encode(part.images).contiguous()}
-        if part.labels is not None:
-            tensors["labels"] = part.labels.contiguous()
-        names.append(f"shard-{k:05d}.safetensors")
-        save_file(tensors, folder / names[-1])
-    meta = {"dataset": dataset, "pad_to": pad_to, "vae": vae.path, "num_classes": data.num_classes, "image_shape": list(data.shape),
-            "latent_shape": list(vae.latent_shape(data.shape)), "n": len(data), "shards": names}
-    (folder / META).write_text(json.dumps(meta, indent=1) + "\n")
-    return folder
-
-
-def read_latents(folder: str | Path, dataset: str, pad_to: int | None = None) -> ImageData:
-    """The latents ``sagd encode`` wrote to ``folder`` for ``dataset`` padded to ``pad_to``, in memory
-    (``ValueError`` if they encode another set)."""
-    import json
-
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    if not (folder / META).is_file():
-        raise ValueError(f"latents: {str(folder)!r} holds no {META} (write it with sagd encode)")
-    meta = json.loads((folder / META).read_text())
-    if (meta["dataset"], meta["pad_to"]) != (dataset.strip(), pad_to):
-        raise ValueError(f"latents: {str(folder)!r} encodes {meta['dataset']!r} padded to {meta['pad_to']}, "
-                         f"the config has {dataset!r} padded to {pad_to}")
-    shards = [load_file(folder / name) for name in meta["shards"]]
-    labels = torch.cat([s["labels"] for s in shards]) if meta["num_classes"] is not None else None
-    return ImageData(torch.cat([s["latents"] for s in shards]), labels, meta["num_classes"], name=dataset)
+    """Encode ``data`` into ``shard_size``-latent shards in ``folder`` (``data.latent_shards``: read whole
+    or streamed by ``LatentShards``)."""
+    parts = ((vae.encode(part.images), part.labels)
+             for part in (data.subset(slice(start, start + shard_size)) for start in range(0, len(data), shard_size)))
+    meta = {"dataset": dataset, "pad_to": pad_to, "vae": vae.path, "num_classes": data.num_classes,
+            "image_shape": list(data.shape)}
+    return write_shards(folder, parts, meta)

@@ -1,16 +1,21 @@
-"""What the loss sees: the train split in memory (images or latents), or streamed from disk.
+"""What the loss sees: the train split (images or latents) in memory, or streamed from disk.
 
 ``training_data(cfg, vae)`` picks the source; ``batches(data, ...)`` draws from it. Both sources
 share one resumable interface: an endless iterator of ``(x0 (B, C, H, W), labels (B,) or None)``
 on the device whose position is restored from the run's checkpoint:
 
 * in memory (``ImageData``): ``random_batches``, whose only state is the ``data`` generator;
-* streamed (``StreamData``, ``data.stream``): ``DataLoader`` workers read a folder or Arrow data set
-  in a seeded order per epoch; the position is the count of batches a process has drawn, which
-  the checkpoint records (``stream_batches``).
+* streamed (``StreamData``, ``data.stream``): ``DataLoader`` workers read a folder or Arrow data set,
+  or the latent shards of ``sagd encode`` (``data.latent_shards``), in a seeded order per epoch; the
+  position is the count of batches a process has drawn, which the checkpoint records (``stream_batches``).
 
-``cfg.data_loading``: ``"memory"``, ``"stream"`` (folder and arrow data sets), or ``"auto"``:
-stream when the split's float32 pixels would exceed ``MEMORY_BYTES``.
+``cfg.data_loading``: ``"memory"``, ``"stream"`` (folder and arrow data sets, precomputed latents), or
+``"auto"``: stream when the split's float32 values (pixels or latents) would exceed ``MEMORY_BYTES``.
+
+The two orders differ: in memory each batch is a fresh ``randperm`` of the ``data`` generator (no
+epochs), streamed each epoch is one permutation drawn from ``(seed, epoch)``, so that a process can
+resume from a batch count without reading anything. A streamed and an in-memory run of one seed
+therefore see the same data in different batches.
 """
 
 from __future__ import annotations
@@ -25,16 +30,17 @@ from .data import ImageData, load_dataset, parse_dataset_spec, random_batches
 from .data.custom import BadImage
 from .data.stream import STREAMABLE, StreamBatches
 from .data.transforms import random_hflip
-from .latent import VAE, encode_data, read_latents
+from .data.latent_shards import LatentShards
+from .latent import VAE, encode_data
 
 LOADINGS = ("auto", "memory", "stream")
-MEMORY_BYTES = 2 * 2**30  # "auto" holds a split in memory up to this many bytes of float32 pixels
-FIT_IMAGES = 2048  # a stream's images that data_matched spectra are fitted on (and the probe falls back to)
+MEMORY_BYTES = 2 * 2**30  # "auto" holds a split in memory up to this many bytes of float32 values
+FIT_IMAGES = 2048  # a stream's images (or latents) that data_matched spectra are fitted on (and the probe falls back to)
 
 
 @dataclass
 class StreamData:
-    """A streamed split: ``source`` (a map-style ``Dataset`` of ``(image (C, H, W), label)``) and, for what
+    """A streamed split: ``source`` (a map-style ``Dataset`` of ``(image or latent (C, H, W), label)``) and, for what
     needs images up front (``data_matched`` spectra, the probe's fallback), ``images`` ``(≤ FIT_IMAGES, C, H, W)``
     drawn from a seeded permutation, with their ``labels``."""
 
@@ -56,10 +62,12 @@ def training_data(cfg, vae: VAE | None) -> ImageData | StreamData:
     """The train split the loss sees: images or latents in memory (latents read from ``cfg.latents`` or
     encoded now), or a stream (``cfg.data_loading``)."""
     if cfg.latents is not None:
-        return read_latents(cfg.latents, cfg.dataset, cfg.pad_to)
+        shards = LatentShards(cfg.latents, cfg.dataset, cfg.pad_to)
+        return _stream(shards, cfg.seed, False) if _streams(cfg.data_loading, shards) else shards.load(cfg.dataset)
     name, kwargs = parse_dataset_spec(cfg.dataset)
     if cfg.data_loading == "stream" and name not in STREAMABLE:
-        raise ValueError(f"config data_loading: stream reads folder and arrow data sets, not {name!r}")
+        raise ValueError(f"config data_loading: stream reads folder and arrow data sets and precomputed latents "
+                         f"(latents), not {name!r}")
     if cfg.data_loading != "memory" and name in STREAMABLE and not kwargs.get("skip_bad"):
         hflip = kwargs.pop("hflip", False)
         try:
@@ -68,8 +76,7 @@ def training_data(cfg, vae: VAE | None) -> ImageData | StreamData:
             if cfg.data_loading == "stream":
                 raise
             source = None  # auto: the in-memory loader names the file (or leaves it out with skip_bad)
-        if source is not None and (cfg.data_loading == "stream"
-                                   or len(source) * math.prod(source.shape) * 4 > MEMORY_BYTES):
+        if source is not None and _streams(cfg.data_loading, source):
             if vae is not None:
                 raise ValueError("config data_loading: streamed images cannot be encoded on the fly; "
                                  "precompute latents with sagd encode (--latents)")
@@ -79,6 +86,11 @@ def training_data(cfg, vae: VAE | None) -> ImageData | StreamData:
                          "out; remove them, or set data_loading: memory")
     data = load_dataset(cfg.dataset, "train", root=cfg.data_root, pad_to=cfg.pad_to)
     return data if vae is None else encode_data(data, vae)
+
+
+def _streams(loading: str, source) -> bool:
+    """Whether ``data_loading`` ``loading`` streams ``source``: ``"stream"`` always, ``"auto"`` above ``MEMORY_BYTES``."""
+    return loading == "stream" or (loading == "auto" and len(source) * math.prod(source.shape) * 4 > MEMORY_BYTES)
 
 
 def _stream(source, seed: int, hflip: bool) -> StreamData:
