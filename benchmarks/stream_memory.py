@@ -5,8 +5,9 @@ latents``: ``--n`` random float32 latents ``(4, size, size)`` in ``sagd encode``
 shard) with a random tiny ``AutoencoderKL`` to decode them (the folder is deleted at the end). Then
 trains the ``tiny`` UNet on it for ``--steps`` steps twice, each in its own process: ``data_loading:
 stream`` (2 DataLoader workers) and ``data_loading: memory`` (the whole split as one float32
-tensor). The peak memory of each process tree (trainer plus workers, sampled every 0.25 s with
-psutil) goes to ``--out/stream_memory.json`` and ``.md`` (``stream_memory_latents.*`` for latents).
+tensor), each starting with the data out of the page cache. The peak memory of each process tree
+(trainer plus workers, sampled every 0.25 s with psutil) and what it read from disk go to
+``--out/stream_memory.json`` and ``.md`` (``stream_memory_latents.*`` for latents).
 
     PYTHONPATH=src python benchmarks/stream_memory.py --out benchmarks/results   # 100,000 32² PNGs
     PYTHONPATH=src python benchmarks/stream_memory.py --out benchmarks/results --source latents  # 1 M (4, 8, 8)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,18 +63,28 @@ def write_latents(folder: Path, n: int, size: int) -> tuple[float, dict]:
     return megabytes, {"dataset": dataset, "vae": str(folder / "vae"), "latents": str(folder / "latents")}
 
 
+def evict(folder: Path) -> None:
+    """Drop the files under ``folder`` from the page cache, so that a run reads what it uses from disk."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+
+
 def peak_memory(command: list[str], cwd: Path) -> dict:
     """Run ``command``; the peaks (MB) of its process tree's summed PSS (shared pages split among the
     processes that share them: the tree's real footprint), its summed RSS (shared pages counted once per
-    process) and the main process's RSS, and the wall time (s)."""
+    process), the main process's RSS and the tree's bytes read from disk, and the wall time (s)."""
     start = time.time()
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    root, peak = psutil.Process(proc.pid), {"pss_mb": 0.0, "rss_sum_mb": 0.0, "main_rss_mb": 0.0}
+    root, peak = psutil.Process(proc.pid), {"pss_mb": 0.0, "rss_sum_mb": 0.0, "main_rss_mb": 0.0, "read_mb": 0.0}
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
             info = [p.memory_full_info() for p in tree]
-            now = {"pss_mb": sum(i.pss for i in info), "rss_sum_mb": sum(i.rss for i in info), "main_rss_mb": info[0].rss}
+            now = {"pss_mb": sum(i.pss for i in info), "rss_sum_mb": sum(i.rss for i in info), "main_rss_mb": info[0].rss,
+                   "read_mb": sum(p.io_counters().read_bytes for p in tree)}
             peak = {k: max(peak[k], v / 2**20) for k, v in now.items()}
         except psutil.Error:
             pass
@@ -106,6 +118,7 @@ def main() -> None:
                 "batch_size": 64, "steps": args.steps, "warmup": 0, "log_every": args.steps, "probe_every": 0,
                 "sample_every": 10**9, "checkpoint_every": 10**9, "sample_n": 4, "sample_steps": 2,
                 "out": str(tmp / f"run-{mode}")}))
+            evict(tmp)
             rows[mode] = peak_memory([sys.executable, "-m", "sagd.cli", "train", "--config", str(config)], Path.cwd())
             print(mode, rows[mode], flush=True)
     finally:
@@ -123,11 +136,12 @@ def main() -> None:
     table = [f"### Training memory: {'latent shards' if latents else 'a folder of PNGs'}, streamed or held in memory", "",
              f"{what}; `tiny` UNet, batch 64, {args.steps} steps. Peaks of the trainer and its DataLoader workers: "
              "PSS (shared pages split among the processes: the real footprint), RSS summed over the processes "
-             "(shared pages counted in each), and the trainer's own RSS.", "",
-             "| data_loading | peak PSS (MB) | peak summed RSS (MB) | trainer RSS (MB) | wall time (s) |",
-             "|---|---:|---:|---:|---:|"]
-    table += [f"| {mode} | {r['pss_mb']:.0f} | {r['rss_sum_mb']:.0f} | {r['main_rss_mb']:.0f} | {r['seconds']:.0f} |"
-              for mode, r in rows.items()]
+             "(shared pages counted in each), and the trainer's own RSS; what they read from disk, starting with "
+             "the data out of the page cache.", "",
+             "| data_loading | peak PSS (MB) | peak summed RSS (MB) | trainer RSS (MB) | read from disk (MB) | wall time (s) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    table += [f"| {mode} | {r['pss_mb']:.0f} | {r['rss_sum_mb']:.0f} | {r['main_rss_mb']:.0f} | {r['read_mb']:.0f} | "
+              f"{r['seconds']:.0f} |" for mode, r in rows.items()]
     table += ["", f"Measured on {m['processor']}, {m['cpu_count']} CPUs, torch {m['torch']}, commit "
                   f"{m['git_commit'][:12]} (`benchmarks/stream_memory.py`).", ""]
     (args.out / f"{name}.md").write_text("\n".join(table))
