@@ -68,6 +68,7 @@ def evict(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file():
             fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)  # dirty pages (a file just written) would stay
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             os.close(fd)
 
