@@ -17,7 +17,9 @@ safetensors' ``get_tensor`` (same rows, this machine's 8 MB read-ahead). Measure
 ``get_slice`` builds a new tensor on every call (6× the time of an mmap index for one row, 2× for a
 batch of 64), ``get_tensor`` maps with the kernel's read-ahead, and the ``pread`` backend reads a
 whole tensor to slice one row. What was read stays in the kernel's page cache, shared by the
-processes and dropped under memory pressure; no process holds the split.
+processes and dropped under memory pressure; no process holds the split. Checking a header reads
+one read-ahead window of its shard, once (8 MB here: 168 of the 172 MB the streamed run of
+``benchmarks/results/stream_memory_latents.md`` read from its 20 shards).
 """
 
 from __future__ import annotations
