@@ -69,4 +69,4 @@ def test_damaged_latents_are_named_in_one_line(what, loading, latent_dir, vae_di
     assert exit_.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("sagd: error: latents: ") and BAD[what][1] in err
     if loading == "stream":
-        fault(AREA, f"{what} of `sagd encode`, then `sagd train --latents`", f"exit 2: `{err.strip()}`")
+        fault(AREA, f"latents of `sagd encode` with {what}, then `sagd train --latents`", f"exit 2: `{err.strip()}`")
