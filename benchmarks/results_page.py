@@ -208,6 +208,8 @@ def word(d: tuple[float, float, float], direction: int, control: str | None = No
         return "not yet measured"
     if math.isnan(d[2]):
         return f"undecided: one seed, whose difference {'agrees with' if d[0] * direction > 0 else 'goes against'} the paper"
+    if significant(d) == -direction:
+        return "not reproduced: the opposite holds"
     if significant(d) != direction:
         return "not reproduced"
     return f"explained by a control ({control})" if control else "reproduced"
