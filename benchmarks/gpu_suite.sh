@@ -28,5 +28,6 @@ echo "suite: $(( $(date +%s) - start )) s"
 kill $packer $smi 2>/dev/null
 pack
 # the kept samples of A's decisive arms, for Inception FID where its weights are (suite.py inception)
-tar cf "$out/suite_samples.tar" $(ls benchmarks/results/suite/$budget/A/{isotropic,paper_a-0.06,tilt_a-0.06,offset_dc}__s*.samples.npz 2>/dev/null)
+decisive=$(python3 -c "import sys; sys.path.insert(0, 'benchmarks'); from experiments import DECISIVE; print(' '.join(DECISIVE))")
+tar cf "$out/suite_samples.tar" $(for arm in $decisive; do ls benchmarks/results/suite/$budget/A/${arm}__s*.samples.npz 2>/dev/null; done)
 ls -la "$out"

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments import BANDS, arms_a, arms_b  # noqa: E402
+from experiments import BANDS, DECISIVE, arms_a, arms_b  # noqa: E402
 
 RESULTS = Path(os.environ.get("SAGD_SUITE_RESULTS", Path(__file__).resolve().parent / "results" / "suite"))
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -288,7 +288,7 @@ def describe(budget: str, rows: list[dict]) -> str:
 
 def headline(budgets) -> str:
     """The README's one-line summary of experiment A, on the budget with the most seeds."""
-    arms = ("isotropic", "paper_a-0.06", "offset_dc", "tilt_a-0.06")
+    arms = DECISIVE  # isotropic first
     best = None
     for budget in budgets:
         a = load(budget, "A")

@@ -109,7 +109,7 @@ def trained_model(budget_name: str, arm_name: str, seed: int) -> tuple[Path, boo
 
     def finished() -> bool:
         done = checkpoint.list_checkpoints(model_dir)
-        return bool(done) and int(done[-1].name.split("_")[-1]) >= budget.steps
+        return bool(done) and checkpoint.step_of(done[-1]) >= budget.steps
 
     trained_here = False
     while not finished():

@@ -128,13 +128,18 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
     return final
 
 
+def step_of(ckpt: str | Path) -> int:
+    """The training step a checkpoint folder ``step_XXXXXXXX`` is named for."""
+    return int(Path(ckpt).name[len(_PREFIX):])
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """The checkpoint folders ``step_*`` of ``run_dir``, oldest first (hidden temporary folders are ignored)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX) and p.name[len(_PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
+    return sorted(found, key=step_of)
 
 
 def report(message: str) -> None:
@@ -187,7 +192,7 @@ def load_state(ckpt: str | Path) -> dict:
         if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
             raise DamagedCheckpoint(f"checkpoint file {str(path)!r}: {key!r} must be {_TYPE_NAMES[kind]}, "
                                     f"got {state[key]!r:.60}")
-    if state.get("step") != int(ckpt.name[len(_PREFIX):]):
+    if state.get("step") != step_of(ckpt):
         raise DamagedCheckpoint(f"checkpoint file {str(path)!r}: 'step' is {state.get('step')!r} "
                                 f"but the folder is {ckpt.name}")
     return state
