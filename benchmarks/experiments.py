@@ -38,6 +38,7 @@ class Budget:
     lr: float
     warmup: int
     samples: int  # generated images scored per run (and real images for precision/recall)
+    c_samples: int | None = None  # per evaluation of C (7 samplers × 5 NFEs × 2 models); ``None``: ``samples``
     sampler: tuple[str, int] = ("dpmpp_2m", 25)
     probe_every: int = 250
     checkpoint_every: int = 250
@@ -59,7 +60,8 @@ BUDGETS = {
     "smoke": Budget("tiny", steps=2, batch_size=8, lr=1e-3, warmup=0, samples=32, sampler=("dpmpp_2m", 3),
                     probe_every=1, checkpoint_every=2, seeds=(0,), bands=("low",), nfes=(2, 4)),
     # one run ≈ 10–15 min of 2 CPU cores (train ≈ 96k images, score 2,000 samples)
-    "cpu": Budget("tiny", steps=1500, batch_size=64, lr=1e-3, warmup=100, samples=2000,
+    # C at 500 samples: its 70 evaluations cost 2,590 NFE of the network, about 2.7 h of one core
+    "cpu": Budget("tiny", steps=1500, batch_size=64, lr=1e-3, warmup=100, samples=2000, c_samples=500,
                   more_seeds=(3, 4, 5), more_bands=("mid",)),
     # the paper's UNet widths at 32×32 on one GPU, ≥ 50k images per arm
     "gpu": Budget("base", steps=1000, batch_size=128, lr=4e-4, warmup=100, samples=5000, checkpoint_every=1000),
@@ -133,9 +135,10 @@ def nfe_per_step(method: str) -> int:
 
 
 def arms_c(models: list[str], nfes) -> list[Arm]:
-    """Sampler × NFE evaluations of A's trained ``models`` (arm names); no training."""
+    """Sampler × NFE evaluations of A's trained ``models`` (arm names); no training. The models
+    alternate, so that parallel workers start on every model at once (one may have to train it)."""
     return [Arm(f"{m}__{method}__{nfe}", f"{m}, {method}, {nfe} NFE", {"model_arm": m, "method": method, "nfe": nfe})
-            for m in models for method in METHODS for nfe in nfes if nfe >= nfe_per_step(method)]
+            for method in METHODS for nfe in nfes if nfe >= nfe_per_step(method) for m in models]
 
 
 BASE_CONFIG = dict(dataset=DATASET, pad_to=SHAPE[-1], prediction="colored_eps", ema_decay=0.999,

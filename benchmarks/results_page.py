@@ -352,8 +352,10 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
                       "band, which sampling never produces (docs/method.md §7); `project` removes it from training "
                       "inputs as well.", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"]), ""]
         if c:
-            lines += ["### C — samplers on trained models", "", "FID (seed 0) against network evaluations.", "",
-                      *table_c(c), ""]
+            n = sorted({r["samples"] for r in c})
+            lines += ["### C — samplers on trained models", "",
+                      f"FID of {' or '.join(map(str, n))} samples (seed 0) against network evaluations. FID grows as the "
+                      "sample set shrinks: compare within this table, not with A's.", "", *table_c(c), ""]
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")
     if docs == DOCS:

@@ -41,3 +41,16 @@ def test_training_logs_the_probe(tmp_path):
               if '"probe"' in line]
     assert [p["step"] for p in probes] == [0, 2, 4]
     assert all(len(p["probe_error"]) == 3 and len(p["probe_error"][0]) == 6 for p in probes)
+
+
+def test_a_fresh_run_drops_stale_records_of_its_folder(tmp_path):
+    """Records left by a run that never checkpointed are not mixed into a fresh run's log."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 0, "kind": "probe", "stale": true}\n{"step": 50, "loss": 9.0}\n')
+    cfg = TrainConfig(out=str(out), dataset="digits", pad_to=8, steps=2, batch_size=8, probe_every=2,
+                      probe_n=16, checkpoint_every=2, sample_every=100, sample_n=4, sample_steps=2)
+    train(cfg)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("kind") == "probe"] == [0, 2]
+    assert not any(r.get("stale") or r.get("loss") == 9.0 for r in records)

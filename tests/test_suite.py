@@ -38,11 +38,24 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     c = [a for a in suite.arms_c(["isotropic"], (2,)) if a.config["method"] == "heun"][0]
     r = suite.execute("smoke", "C", c, 0, scorer, "cpu")
     assert r["nfe"] == 2 and r["sampler_steps"] == 1 and not r["model_trained_here"]
-    # ... and trains it again, same configuration and seed, on a machine that lacks its run folder
+    # a local model whose A run was scored on another machine was trained here, not there
+    import json
+    import os
     import shutil
 
+    scored = suite.result_path("smoke", "A", "isotropic", 0)
+    record = json.loads(scored.read_text())
+    scored.write_text(json.dumps({**record, "machine": {**record["machine"], "cuda_device": "elsewhere"}}))
+    assert suite.execute("smoke", "C", c, 0, scorer, "cpu")["model_trained_here"]
+    scored.write_text(json.dumps(record))
+    # ... it is trained again, same configuration and seed, on a machine that lacks its run folder,
+    # and passed over while another (live) worker trains it
     model = suite.run_dir("smoke", "A", "isotropic", 0)
     shutil.rmtree(model)
+    model.with_suffix(".lock").write_text(str(os.getppid()))
+    with pytest.raises(suite.ModelBusy):
+        suite.execute("smoke", "C", c, 0, scorer, "cpu")
+    model.with_suffix(".lock").unlink()
     again = suite.execute("smoke", "C", c, 0, scorer, "cpu")
     assert again["model_trained_here"] and again["steps"] == 2 and again["config"] == r["config"]
     assert not model.with_suffix(".lock").exists()

@@ -47,6 +47,7 @@ from .training_data import batches, on_device, training_data
 
 STREAMS = ("data", "time", "noise")
 METRICS = "metrics.jsonl"
+AGREE_EVERY = 10  # steps between the processes' agreements on stopping (signals, time) when there are several
 SAMPLES = "samples"
 
 
@@ -314,7 +315,7 @@ class Trainer:
 
     def out_of_time(self) -> bool:
         """Whether ``cfg.max_minutes`` has passed (agreed by all processes)."""
-        if self.cfg.max_minutes is None:
+        if self.cfg.max_minutes is None or not self.agreeing():
             return False
         late = torch.tensor(float(time.time() - self.started > 60 * self.cfg.max_minutes),
                             device=self.acc.device if self.acc.num_processes > 1 else "cpu")  # one process: no sync
@@ -326,7 +327,7 @@ class Trainer:
         if acc.is_main_process:
             self.dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.dir / "config.yaml")
-            truncate_metrics(self.dir / METRICS, self.step)
+            truncate_metrics(self.dir / METRICS, self.step if self.step else -1)  # a fresh run keeps none
         acc.init_trackers("sagd")
         bar = self.bar = Progress(cfg.steps, self.step, cfg.max_minutes, disable=not acc.is_main_process)
         self.started = time.time()
@@ -398,9 +399,17 @@ class Trainer:
         return stop
 
     # ------------------------------------------------------------------ stopping early
+    def agreeing(self) -> bool:
+        """Whether the processes agree on stopping and on time-based checkpoints at this step: every
+        step for one process (no collective), every ``AGREE_EVERY`` steps for several (each agreement
+        is a collective and a host sync)."""
+        return self.acc.num_processes == 1 or self.step % AGREE_EVERY == 0
+
     def checkpoint_due(self) -> bool:
         """Whether to checkpoint now, besides ``checkpoint_every``: a stop signal reached any process (sets
         ``self.stopping``), or ``checkpoint_minutes`` passed since the last checkpoint. Agreed by all processes."""
+        if not self.agreeing():
+            return False
         minutes = self.cfg.checkpoint_minutes
         flags = torch.tensor([float(self.signals is not None and self.signals.received is not None),
                               float(minutes is not None and time.time() - self.saved_at > 60 * minutes)],
