@@ -44,7 +44,7 @@ bench: venv data
 bench-smoke: venv data
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py run --budget smoke --jobs 1
 bench-cpu: venv data
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py run --budget cpu --experiments AB --jobs 2
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py run --budget cpu --experiments ABC --jobs 2
 bench-gpu: venv data
 	$(BIN)/python benchmarks/suite.py run --budget gpu --jobs 12
 results: venv
