@@ -143,6 +143,16 @@ def same_tensors(a: Path, b: Path) -> bool:
     return True
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in this module, which forked children inherit: GNU OpenMP's thread pool does not
+    survive a fork, and a child that enters a parallel region hangs (with ``OMP_NUM_THREADS`` > 1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run of ``TINY``: its folder."""
