@@ -2,7 +2,7 @@
 # The suite's `gpu` budget as one prepared device check (issue 12): run from the repository root on
 # a lent GPU machine whose Python has torch but not diffusers. Carry `.whl` (diffusers and
 # importlib_metadata wheels for that Python) and `.gpu` (Fashion-MNIST's IDX files under
-# .gpu/fashion-mnist). Results, logs and probe series come back as $OUT/suite_gpu.tar.gz, re-packed
+# .gpu/fashion-mnist). Results (probe series included) and training logs come back as $OUT/suite_gpu.tar.gz, re-packed
 # every 20 s so that a run stopped at its limit still returns what finished; the samples of A's
 # decisive arms come back as $OUT/suite_samples.tar.
 #
@@ -16,8 +16,11 @@ export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, torch.cuda.get_device_name(0))"
 mkdir -p benchmarks/results/suite/$budget
-pack() { tar czf "$out/suite_gpu.tar.gz.tmp" --exclude='*.samples.npz' benchmarks/results/suite/$budget \
-           $(ls runs/suite/$budget/*/*/*/metrics.jsonl 2>/dev/null); mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"; }
+# the device's training logs unpack under runs/device/: a local run folder of the same run (its
+# checkpoints trained here) keeps its own log
+pack() { tar czf "$out/suite_gpu.tar.gz.tmp" --exclude='*.samples.npz' --transform 's,^runs/suite/,runs/device/,' \
+           benchmarks/results/suite/$budget $(ls runs/suite/$budget/*/*/*/metrics.jsonl 2>/dev/null)
+         mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"; }
 ( while sleep 20; do pack; done ) & packer=$!
 ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) & smi=$!
 start=$(date +%s)
