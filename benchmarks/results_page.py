@@ -140,6 +140,17 @@ def table_b(rows: list[dict], clean: list[dict]) -> list[str]:
     return out
 
 
+def best_samplers(rows: list[dict]) -> list[str]:
+    """C's best sampler at each NFE, per model: one line each."""
+    out = []
+    for model in sorted({r["arm"].split("__")[0] for r in rows}):
+        mine = [r for r in rows if r["arm"].startswith(model + "__")]
+        best = [min((r for r in mine if r["nfe"] == n), key=lambda r: r["fid"]) for n in sorted({r["nfe"] for r in mine})]
+        out.append(f"- Best sampler for {model}: " + "; ".join(f"{r['nfe']} NFE {r['sampler']} ({r['fid']:.2f})"
+                                                              for r in best) + ".")
+    return out
+
+
 def table_c(rows: list[dict]) -> list[str]:
     nfes = sorted({r["nfe"] for r in rows})
     out = ["| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "|---|---|" + "---:|" * len(nfes)]
@@ -355,7 +366,8 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
             n = sorted({r["samples"] for r in c})
             lines += ["### C — samplers on trained models", "",
                       f"FID of {' or '.join(map(str, n))} samples (seed 0) against network evaluations. FID grows as the "
-                      "sample set shrinks: compare within this table, not with A's.", "", *table_c(c), ""]
+                      "sample set shrinks: compare within this table, not with A's.", "", *table_c(c), "",
+                      *best_samplers(c), ""]
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")
     if docs == DOCS:

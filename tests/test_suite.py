@@ -67,6 +67,7 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     page = importlib.import_module("results_page").write_results(budgets=("smoke",), docs=tmp_path / "docs")
     text = page.read_text()
     assert "Budget `smoke`" in text and "paper α=-0.06" in text and "learning order" in text
+    assert "Best sampler for isotropic: 2 NFE heun" in text
     assert (tmp_path / "docs" / "results" / "smoke_A_learning_order.png").is_file()
 
 
