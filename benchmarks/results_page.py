@@ -25,6 +25,12 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 FIGURES = DOCS / "results"
 
 
+def load_floors(budget: str) -> dict[str, dict]:
+    """B's floors by band name (``suite.band_floors``)."""
+    folder = RESULTS / budget / "floors"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
 def load(budget: str, experiment: str) -> list[dict]:
     """The results of one experiment; Inception FIDs (``suite.py inception``) as ``inception_<tap>``."""
     folder = RESULTS / budget / experiment
@@ -120,15 +126,23 @@ def table_inception(rows: list[dict]) -> list[str]:
     return out
 
 
-def table_b(rows: list[dict], clean: list[dict]) -> list[str]:
+def table_b(rows: list[dict], clean: list[dict], floors: dict[str, dict]) -> list[str]:
     out = ["| arm | seeds | FID vs clean test | Δ FID vs isotropic on the same corruption | 95 % half-width | "
            "band energy / clean data | band energy / corrupted data |", "|---|---:|---:|---:|---:|---:|---:|"]
     if clean:
         out.append(f"| isotropic on clean data (A's run) | {len(clean)} | {fmt(*summary([r['fid'] for r in clean])[:2])} "
                    f"| — | — | — | — |")
+    if floors:
+        out.append(f"| real training images, no model | — | {next(iter(floors.values()))['fid_real']:.2f} | — | — | — | — |")
+    shown = set()
     for arm in arms_in_order(rows):
         rs = [r for r in rows if r["arm"] == arm]
         band = arm.split("_")[0] if "corrupt" in rs[0]["config"] and rs[0]["config"]["corrupt"] else None
+        if band in floors and band not in shown:
+            shown.add(band)
+            f = floors[band]
+            out.append(f"| real training images without [{f['low']}, {f['high']}], no model | — | "
+                       f"{f['fid_band_removed']:.2f} | — | — | 0 | 0 |")
         base = f"{band}_isotropic" if band else None
         d = delta(rows, arm, base) if base and arm != base else (math.nan,) * 3
         leak = [r for r in rs if "leak_vs_clean" in r]
@@ -226,7 +240,7 @@ def word(d: tuple[float, float, float], direction: int, control: str | None = No
     return f"explained by a control ({control})" if control else "reproduced"
 
 
-def verdicts(a: list[dict], b: list[dict]) -> list[str]:
+def verdicts(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]:
     """One verdict per claim of the paper, and the paired differences behind it."""
     out = []
     if a and math.isnan(delta(a, "paper_a-0.06", "isotropic")[0]):
@@ -277,7 +291,10 @@ def verdicts(a: list[dict], b: list[dict]) -> list[str]:
                    f"data {(sum(leak) / len(leak)) if leak else math.nan:.3g}, / clean data "
                    f"{(sum(kept) / len(kept)) if kept else math.nan:.3g}"
                    + (": the samples carry nothing in the band, neither the corruption nor the data's own signal "
-                      "there." if kept and max(kept) < 1e-6 else "."))
+                      "there." if kept and max(kept) < 1e-6 else ".")
+                   + (f" Real training images with the band removed score {floors[band]['fid_band_removed']:.1f} "
+                      f"(unchanged, {floors[band]['fid_real']:.2f}): the floor of any model whose samples hold nothing "
+                      "in the band." if band in floors else ""))
     return out
 
 
@@ -335,10 +352,11 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
              "says where its runs ran.", ""]
     for budget in budgets:
         a, b, c = (load(budget, e) for e in "ABC")
+        floors = load_floors(budget)
         if not (a or b or c):
             continue
         lines += [f"## Budget `{budget}`", "", describe(budget, a + b + c), ""]
-        lines += ["### The paper's claims", "", *verdicts(a, b), ""]
+        lines += ["### The paper's claims", "", *verdicts(a, b, floors), ""]
         if a:
             lines += ["### A — does the spectrum help, and why", "", *table_a(a), ""]
             if table_inception(a):
@@ -361,7 +379,7 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
                       "no sampler ever puts content in the band, so samples lack the data's own signal there too; "
                       "and in the paper's literal objective (`noise_only`) training inputs still carry α_t x_0 in the "
                       "band, which sampling never produces (docs/method.md §7); `project` removes it from training "
-                      "inputs as well.", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"]), ""]
+                      "inputs as well.", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"], floors), ""]
         if c:
             n = sorted({r["samples"] for r in c})
             lines += ["### C — samplers on trained models", "",

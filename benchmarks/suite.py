@@ -31,7 +31,7 @@ from sagd.metrics._arrays import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_commit, machine  # noqa: E402
-from experiments import BASE_CONFIG, BUDGETS, DATASET, DECISIVE, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
+from experiments import BANDS, BASE_CONFIG, BUDGETS, DATASET, DECISIVE, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT = git_commit()  # the code a worker runs is the code it imported, whatever HEAD is when it finishes
@@ -165,15 +165,50 @@ class Scorer:
     def __call__(self, samples: torch.Tensor, n_real: int) -> dict:
         """FID against the whole test split (cached statistics); KID, precision/recall and the
         log-spectral distance against ``n_real`` random test images (equal set sizes)."""
-        from sagd.metrics import evaluate_samples, feature_stats, frechet_distance
+        from sagd.metrics import evaluate_samples
 
         samples = crop(samples, self.test.shape[-1])
         g = torch.Generator().manual_seed(0)
         real = self.test[torch.randperm(len(self.test), generator=g)[:n_real]]
         scores = evaluate_samples(samples, real, self.extractor, generator=g)
-        fid = frechet_distance(*feature_stats(self.extractor(samples, batch_size=256)), self.ref.mu, self.ref.cov)
-        return {**scores, "fid_equal_sizes": scores["fid"], "fid": fid, "fid_reference": len(self.test),
+        return {**scores, "fid_equal_sizes": scores["fid"], "fid": self.fid(samples), "fid_reference": len(self.test),
                 "features": self.extractor.name, "real_for_kid_pr": len(real)}
+
+    def fid(self, images: torch.Tensor) -> float:
+        """FID of ``images`` ``(N, 1, H, W)`` (padded or not) against the whole test split."""
+        from sagd.metrics import feature_stats, frechet_distance
+
+        features = self.extractor(crop(images, self.test.shape[-1]), batch_size=256)
+        return frechet_distance(*feature_stats(features), self.ref.mu, self.ref.cov)
+
+
+def floors_path(budget: str, band: str) -> Path:
+    return SUITE / budget / "floors" / f"{band}.json"
+
+
+def band_floors(budget_name: str, scorer: Scorer) -> None:
+    """B's floors, once per band: as many real training images as a run scores samples, scored like
+    samples (the metric's own floor), and the same images with the band removed: the floor of any
+    model whose samples hold nothing in the band, as the omission arms' do."""
+    from sagd import spectral
+    from sagd.data import load_dataset
+
+    budget = BUDGETS[budget_name]
+    todo = [band for band in budget.bands + budget.more_bands if not floors_path(budget_name, band).exists()]
+    if not todo:
+        return
+    train = load_dataset(DATASET, "train", pad_to=SHAPE[-1]).images
+    real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:budget.samples]]
+    fid_real = scorer.fid(real)
+    for band in todo:
+        low, high = BANDS[band]
+        removed = real - spectral.band_pass(SHAPE, low, high, unit="nyquist").project(real)
+        record = {"band": band, "low": low, "high": high, "images": len(real), "fid_real": fid_real,
+                  "fid_band_removed": scorer.fid(removed), "machine": {**machine(), "git_commit": COMMIT}}
+        out = floors_path(budget_name, band)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json.tmp").write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(out.with_suffix(".json.tmp"), out)
 
 
 def band_energy(samples: torch.Tensor, low: float, high: float) -> float:
@@ -343,10 +378,12 @@ def worker(args) -> None:
 def run(args) -> None:
     todo = [r for r in plan(args.budget, args.experiments) if not result_path(args.budget, r[0], r[1].name, r[2]).exists()]
     print(f"[suite] {args.budget}: {len(todo)} runs to do in {args.experiments}", flush=True)
+    # the reference statistics once, before workers race to compute them; B's floors (seconds)
+    scorer = Scorer("cpu")
+    if "B" in args.experiments:
+        band_floors(args.budget, scorer)
     if not todo:
         return
-    # the reference statistics once, before workers race to compute them
-    Scorer("cpu")
     deadline = time.time() + 60 * args.minutes if args.minutes else 0
     cmd = [sys.executable, __file__, "worker", "--budget", args.budget, "--experiments", args.experiments,
            "--deadline", str(deadline)]

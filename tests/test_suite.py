@@ -64,10 +64,15 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
 
     kept = np.load(suite.samples_path(suite.result_path("smoke", "C", c.name, 0)))["images"]
     assert kept.dtype == np.uint8 and kept.shape == (32, 1, 28, 28)
+    # B's floors: real images scored as samples, and with the band removed (which must cost FID)
+    suite.band_floors("smoke", scorer)
+    floor = json.loads(suite.floors_path("smoke", "low").read_text())
+    assert floor["images"] == 32 and floor["fid_band_removed"] > floor["fid_real"]
     page = importlib.import_module("results_page").write_results(budgets=("smoke",), docs=tmp_path / "docs")
     text = page.read_text()
     assert "Budget `smoke`" in text and "paper α=-0.06" in text and "learning order" in text
     assert "Best sampler for isotropic: 2 NFE heun" in text
+    assert "real training images without [0.1, 0.2], no model" in text and "the floor of any model" in text
     assert (tmp_path / "docs" / "results" / "smoke_A_learning_order.png").is_file()
 
 
