@@ -214,3 +214,18 @@ def test_auto_streams_large_latent_sets_and_fits_on_a_seeded_subset(latent_dir, 
     assert isinstance(training_data.training_data(cfg.replace(data_loading="memory"), None), ImageData)
     monkeypatch.setattr(training_data, "MEMORY_BYTES", 2 * 2**30)
     assert isinstance(training_data.training_data(cfg.replace(data_loading="stream"), None), training_data.StreamData)
+
+
+def test_the_probe_reads_its_images_alone(png_folder, monkeypatch):
+    """The learning-order probe's batch from a folder: the in-memory loader's first test images (a flat or
+    class folder serves its one set as every split), read one by one, never the whole set."""
+    from sagd.data import stream
+
+    cfg = TrainConfig(dataset=f"folder:path={png_folder}", probe_n=16)
+    expected = load_dataset(cfg.dataset, "test").images[:16]
+    reads = []
+    read_image = stream.read_image
+    monkeypatch.setattr(stream, "read_image", lambda *a: reads.append(a[0]) or read_image(*a))
+    images = training_data.probe_images(cfg, None)
+    assert torch.equal(images, expected)
+    assert len(reads) == 1 + 16  # the source's first image sets its shape; the set holds 1,797

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
 from .config import TrainConfig, save_config
-from .data import DatasetNotFoundError, corrupt_band, load_dataset
+from .data import corrupt_band
 from .diffusion.parametrization import sample_time
 from .ema import EMA
 from .latent import VAE
@@ -43,7 +43,7 @@ from .models import Network, drop_labels
 from .progress import Progress, SlowdownWatch
 from .run import generate
 from .spectral import SpectralCovariance, from_spec
-from .training_data import batches, on_device, training_data
+from .training_data import batches, on_device, probe_images, training_data
 
 STREAMS = ("data", "time", "noise")
 METRICS = "metrics.jsonl"
@@ -91,16 +91,6 @@ def save_grid(images: torch.Tensor, path: str | Path) -> None:
     array = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
-
-
-def held_out(cfg: TrainConfig, train_images: torch.Tensor, vae: VAE | None = None) -> torch.Tensor:
-    """The learning-order probe's batch ``(probe_n, C, H, W)``: the first test images (their latents with
-    ``vae``), or the last training images for data sets with no test split on this machine."""
-    try:
-        images = load_dataset(cfg.dataset, "test", root=cfg.data_root, pad_to=cfg.pad_to).images[: cfg.probe_n]
-        return images if vae is None else vae.encode(images)
-    except (DatasetNotFoundError, ValueError):
-        return train_images.flip(0)[: cfg.probe_n]
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -166,7 +156,7 @@ class Trainer:
             self._restore(ckpt)
         self.batches = batches(self.data, cfg.batch_size, self.gens["data"], cfg.seed, self.acc.process_index,
                                self.acc.num_processes, cfg.data_workers, start=self.stream_batches)
-        self.probe = (learning_order.Probe(self.proc, held_out(cfg, data.images, self.vae).to(device), seed=cfg.seed)
+        self.probe = (learning_order.Probe(self.proc, probe_images(cfg, data, self.vae).to(device), seed=cfg.seed)
                       if cfg.probe_every else None)
         self.guard = finite.StepGuard(cfg.skip_nonfinite, self.acc.reduce if self.acc.num_processes > 1 else None,
                                       self.say, self.newest_checkpoint_hint)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import ImageData, load_dataset, parse_dataset_spec, random_batches
+from .data import DatasetNotFoundError, ImageData, load_dataset, parse_dataset_spec, random_batches
 from .data.custom import BadImage
 from .data.stream import STREAMABLE, StreamBatches
 from .data.transforms import random_hflip
@@ -86,6 +86,24 @@ def training_data(cfg, vae: VAE | None) -> ImageData | StreamData:
                          "out; remove them, or set data_loading: memory")
     data = load_dataset(cfg.dataset, "train", root=cfg.data_root, pad_to=cfg.pad_to)
     return data if vae is None else encode_data(data, vae)
+
+
+def probe_images(cfg, data: ImageData | StreamData, vae: VAE | None = None) -> torch.Tensor:
+    """The learning-order probe's batch ``(≤ probe_n, C, H, W)``: the first test images (their latents with
+    ``vae``), or the last of ``data``'s images for data sets with no test split on this machine. Folder and
+    Arrow data sets are read one image at a time, so that a large test split (or a flat folder's one set,
+    which serves every split) is never loaded whole."""
+    name, kwargs = parse_dataset_spec(cfg.dataset)
+    try:
+        if name in STREAMABLE and not kwargs.get("skip_bad"):
+            kwargs.pop("hflip", None)
+            test = STREAMABLE[name]("test", **kwargs, pad_to=cfg.pad_to)
+            images = torch.stack([test[i][0] for i in range(min(cfg.probe_n, len(test)))])
+        else:
+            images = load_dataset(cfg.dataset, "test", root=cfg.data_root, pad_to=cfg.pad_to).images[: cfg.probe_n]
+    except (DatasetNotFoundError, ValueError):
+        return data.images.flip(0)[: cfg.probe_n]
+    return images if vae is None else vae.encode(images)
 
 
 def _streams(loading: str, source) -> bool:
