@@ -294,8 +294,22 @@ def verdicts(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]
                       "there." if kept and max(kept) < 1e-6 else ".")
                    + (f" Real training images with the band removed score {floors[band]['fid_band_removed']:.1f} "
                       f"(unchanged, {floors[band]['fid_real']:.2f}): the floor of any model whose samples hold nothing "
-                      "in the band." if band in floors else ""))
+                      "in the band." + costs(a, b, band, floors[band]) if band in floors else ""))
     return out
+
+
+def costs(a: list[dict], b: list[dict], band: str, floor: dict) -> str:
+    """What removing the band costs real images against what the corruption costs isotropic diffusion (over
+    its clean-data run)."""
+    clean = [r["fid"] for r in a if r["arm"] == "isotropic"]
+    dirty = [r["fid"] for r in b if r["arm"] == f"{band}_isotropic"]
+    if not (clean and dirty):
+        return ""
+    removal = floor["fid_band_removed"] - floor["fid_real"]
+    corruption = sum(dirty) / len(dirty) - sum(clean) / len(clean)
+    return (f" Removing the band costs real images {removal:.1f} FID; the corruption costs isotropic diffusion "
+            f"{corruption:.1f} (over its clean-data run): if the two costs simply added, omission could gain at most "
+            f"{corruption - removal:.1f}.")
 
 
 def describe(budget: str, rows: list[dict]) -> str:

@@ -24,7 +24,7 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     pytest.importorskip("sagd.data").load_dataset("fashion_mnist", "test")  # the suite's data
     arms = {(e, a.name): (e, a, s) for e, a, s in suite.plan("smoke", "AB")}
     scorer = suite.Scorer("cpu")
-    picked = [arms[("A", "isotropic")], arms[("A", "paper_a-0.06")], arms[("B", "low_paper")]]
+    picked = [arms[("A", "isotropic")], arms[("A", "paper_a-0.06")], arms[("B", "low_isotropic")], arms[("B", "low_paper")]]
     for experiment, arm, seed in picked:
         r = suite.execute("smoke", experiment, arm, seed, scorer, "cpu")
         assert r["steps"] == 2 and r["samples"] == 32 and r["images_seen"] == 16
@@ -73,6 +73,7 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     assert "Budget `smoke`" in text and "paper α=-0.06" in text and "learning order" in text
     assert "Best sampler for isotropic: 2 NFE heun" in text
     assert "real training images without [0.1, 0.2], no model" in text and "the floor of any model" in text
+    assert "Removing the band costs real images" in text
     assert (tmp_path / "docs" / "results" / "smoke_A_learning_order.png").is_file()
 
 
