@@ -306,7 +306,7 @@ def costs(a: list[dict], b: list[dict], band: str, floor: dict) -> str:
     if not (clean and dirty):
         return ""
     removal = floor["fid_band_removed"] - floor["fid_real"]
-    corruption = sum(dirty) / len(dirty) - sum(clean) / len(clean)
+    corruption = summary(dirty)[0] - summary(clean)[0]
     return (f" Removing the band costs real images {removal:.1f} FID; the corruption costs isotropic diffusion "
             f"{corruption:.1f} (over its clean-data run): if the two costs simply added, omission could gain at most "
             f"{corruption - removal:.1f}.")
