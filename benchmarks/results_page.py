@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from experiments import BANDS, DECISIVE, arms_a, arms_b  # noqa: E402
@@ -154,11 +156,16 @@ def table_b(rows: list[dict], clean: list[dict], floors: dict[str, dict]) -> lis
     return out
 
 
+def model_of(row: dict) -> str:
+    """The A arm whose model a C evaluation sampled."""
+    return row["arm"].split("__")[0]
+
+
 def best_samplers(rows: list[dict]) -> list[str]:
     """C's best sampler at each NFE, per model: one line each."""
     out = []
-    for model in sorted({r["arm"].split("__")[0] for r in rows}):
-        mine = [r for r in rows if r["arm"].startswith(model + "__")]
+    for model in sorted({model_of(r) for r in rows}):
+        mine = [r for r in rows if model_of(r) == model]
         best = [min((r for r in mine if r["nfe"] == n), key=lambda r: r["fid"]) for n in sorted({r["nfe"] for r in mine})]
         out.append(f"- Best sampler for {model}: " + "; ".join(f"{r['nfe']} NFE {r['sampler']} ({r['fid']:.2f})"
                                                               for r in best) + ".")
@@ -168,10 +175,49 @@ def best_samplers(rows: list[dict]) -> list[str]:
 def table_c(rows: list[dict]) -> list[str]:
     nfes = sorted({r["nfe"] for r in rows})
     out = ["| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "|---|---|" + "---:|" * len(nfes)]
-    keys = sorted({(r["arm"].split("__")[0], r["sampler"]) for r in rows})
+    keys = sorted({(model_of(r), r["sampler"]) for r in rows})
     for model, method in keys:
-        fid = {r["nfe"]: r["fid"] for r in rows if r["arm"].startswith(model + "__") and r["sampler"] == method}
+        fid = {r["nfe"]: r["fid"] for r in rows if model_of(r) == model and r["sampler"] == method}
         out.append(f"| {model} | {method} | " + " | ".join(f"{fid[n]:.2f}" if n in fid else "—" for n in nfes) + " |")
+    return out
+
+
+def figure_c(rows: list[dict], budget: str, names: dict[str, str]) -> str:
+    """C as a figure: FID against NFE (log-log), a panel per model and a line per sampler; returns its path
+    relative to ``docs/``."""
+    models = sorted({model_of(r) for r in rows}, key=lambda m: (m != "isotropic", m))
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False, sharey=True)
+    for ax, model in zip(axes.flat, models):
+        for method in sorted({r["sampler"] for r in rows}):
+            points = sorted((r["nfe"], r["fid"]) for r in rows if model_of(r) == model and r["sampler"] == method)
+            if points:
+                ax.plot(*zip(*points), marker="o", ms=3, label=method)
+        ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", title=names.get(model, model))
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers, not powers of ten
+            axis.set_major_formatter(ticker.ScalarFormatter())
+            axis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xticks(sorted({r["nfe"] for r in rows}))
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+    axes[0, 0].set_ylabel(f"FID ({rows[0]['samples']} samples)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / f"{budget}_C_samplers.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path.relative_to(FIGURES.parent))
+
+
+def models_compared(rows: list[dict], names: dict[str, str]) -> list[str]:
+    """Whether A's best arm stays ahead of isotropic under every sampler and NFE of C: one line per model."""
+    fid = {(model_of(r), r["sampler"], r["nfe"]): r["fid"] for r in rows}
+    out = []
+    for model in sorted({m for m, _, _ in fid} - {"isotropic"}):
+        d = sorted(fid[k] - fid[("isotropic", *k[1:])] for k in fid if k[0] == model and ("isotropic", *k[1:]) in fid)
+        if d:
+            out.append(f"- {names.get(model, model)} − isotropic, over the {len(d)} sampler × NFE pairs both have: "
+                       f"lower FID in {sum(x < 0 for x in d)}, median Δ FID {statistics.median(d):+.2f} (from {d[0]:+.2f} "
+                       f"to {d[-1]:+.2f}; one seed, {rows[0]['samples']} samples per FID).")
     return out
 
 
@@ -395,11 +441,13 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
                       "band, which sampling never produces (docs/method.md §7); `project` removes it from training "
                       "inputs as well.", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"], floors), ""]
         if c:
+            names = {r["arm"]: r["label"] for r in a}
             n = sorted({r["samples"] for r in c})
             lines += ["### C — samplers on trained models", "",
                       f"FID of {' or '.join(map(str, n))} samples (seed 0) against network evaluations. FID grows as the "
                       "sample set shrinks: compare within this table, not with A's.", "", *table_c(c), "",
-                      *best_samplers(c), ""]
+                      f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c), *models_compared(c, names),
+                      ""]
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")
     if docs == DOCS:

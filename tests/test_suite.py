@@ -56,6 +56,9 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     with pytest.raises(suite.ModelBusy):
         suite.execute("smoke", "C", c, 0, scorer, "cpu")
     model.with_suffix(".lock").unlink()
+    # the same sampler on A's other model, for C's comparison of models
+    paper_c = [a for a in suite.arms_c(["paper_a-0.06"], (2,)) if a.config["method"] == "heun"][0]
+    suite.execute("smoke", "C", paper_c, 0, scorer, "cpu")
     again = suite.execute("smoke", "C", c, 0, scorer, "cpu")
     assert again["model_trained_here"] and again["steps"] == 2 and again["config"] == r["config"]
     assert not model.with_suffix(".lock").exists()
@@ -72,6 +75,8 @@ def test_smoke_suite_runs_scores_resumes_and_reports(suite, tmp_path):
     text = page.read_text()
     assert "Budget `smoke`" in text and "paper α=-0.06" in text and "learning order" in text
     assert "Best sampler for isotropic: 2 NFE heun" in text
+    assert "paper α=-0.06 − isotropic, over the 1 sampler × NFE pairs both have" in text
+    assert (tmp_path / "docs" / "results" / "smoke_C_samplers.png").is_file() and "![samplers]" in text
     assert "real training images without [0.1, 0.2], no model" in text and "the floor of any model" in text
     assert "Removing the band costs real images" in text
     assert (tmp_path / "docs" / "results" / "smoke_A_learning_order.png").is_file()
