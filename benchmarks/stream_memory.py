@@ -116,7 +116,7 @@ def main() -> None:
             config = tmp / f"{mode}.yaml"
             config.write_text(yaml.safe_dump({
                 **keys, "data_loading": mode, "data_workers": 2, "model": "tiny",
-                "batch_size": 64, "steps": args.steps, "warmup": 0, "log_every": args.steps, "probe_every": 0,
+                "batch_size": 64, "steps": args.steps, "warmup": 0, "log_every": args.steps,
                 "sample_every": 10**9, "checkpoint_every": 10**9, "sample_n": 4, "sample_steps": 2,
                 "out": str(tmp / f"run-{mode}")}))
             evict(tmp)
