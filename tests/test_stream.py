@@ -229,3 +229,81 @@ def test_the_probe_reads_its_images_alone(png_folder, monkeypatch):
     images = training_data.probe_images(cfg, None)
     assert torch.equal(images, expected)
     assert len(reads) == 1 + 16  # the source's first image sets its shape; the set holds 1,797
+
+
+class Counting:
+    """A feature extractor that counts the images it sees (``PixelFeatures`` underneath)."""
+
+    def __init__(self):
+        from sagd.metrics import PixelFeatures
+
+        self.inner, self.seen = PixelFeatures(), 0
+        self.name = self.inner.name
+
+    def __call__(self, images, batch_size=256):
+        self.seen += len(images)
+        return self.inner(images, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_streamed_reference_stats_are_the_in_memory_ones(keep, png_folder, tmp_path):
+    from sagd.metrics import reference_stats, streamed_reference_stats
+
+    images = load_dataset(f"folder:path={png_folder}", "test").images
+    memory = reference_stats(Counting(), images, "digits/test", tmp_path / "memory", keep_features=keep)
+    extractor = Counting()
+    source = FolderSource("test", str(png_folder))
+    streamed = streamed_reference_stats(extractor, source, "digits/test", tmp_path / "stream", keep_features=keep,
+                                        batch_size=100, workers=2)
+    assert streamed.path.name == memory.path.name  # the whole split's hash: one cache file for both
+    assert streamed.n == memory.n == len(images) and extractor.seen == len(images)
+    np.testing.assert_allclose(streamed.mu, memory.mu, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(streamed.cov, memory.cov, rtol=0, atol=1e-12 * np.abs(memory.cov).max())
+    assert (streamed.features is None) == (not keep)
+    if keep:
+        assert np.array_equal(streamed.features, memory.features)
+    again = streamed_reference_stats(extractor, source, "digits/test", tmp_path / "stream")
+    assert extractor.seen == len(images) and np.array_equal(again.cov, streamed.cov)  # read from the cache
+
+
+def test_moments_hold_a_large_mean_without_cancelling():
+    from sagd.metrics import feature_stats
+    from sagd.metrics.reference import Moments
+
+    g = torch.Generator().manual_seed(0)
+    features = 1e6 + torch.randn(1000, 5, generator=g, dtype=torch.float64) @ torch.randn(5, 5, generator=g,
+                                                                                            dtype=torch.float64)
+    moments = Moments()
+    for chunk in features.split(300):
+        moments.add(chunk)
+    mu, cov = moments.stats()
+    mu_ref, cov_ref = feature_stats(features)
+    np.testing.assert_allclose(mu, mu_ref, rtol=1e-14)
+    np.testing.assert_allclose(cov, cov_ref, rtol=1e-9)
+
+
+def test_eval_of_a_streamed_split_never_loads_it_whole(png_folder, tmp_path, monkeypatch):
+    """``sagd eval`` of a run whose data set is streamed: the same FID (reference statistics from the same cache
+    file, same samples), image-level scores on evenly spaced images, and no whole split in memory."""
+    from sagd.commands import eval as eval_command
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("SAGD_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({**RUN, "dataset": f"folder:path={png_folder}", "data_loading": "auto"}))
+    sagd("train", "--config", config, "--out", tmp_path / "run", "--steps", 2)  # 1438 tiny images: in memory
+    evaluate = ("eval", "--run", tmp_path / "run", "--n", 8, "--sampling-steps", 2, "--features", "pixels")
+    sagd(*evaluate)
+    monkeypatch.setattr(training_data, "MEMORY_BYTES", 1000)  # now both splits stream
+    monkeypatch.setattr(eval_command, "NN_POOL", 100)
+    monkeypatch.setattr(eval_command, "load_dataset", lambda *a, **k: pytest.fail("a split was loaded whole"))
+    sagd(*evaluate)
+    memory, streamed = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+                        if json.loads(line).get("kind") == "eval"]
+    assert len(list((tmp_path / "cache" / "reference").glob("*.npz"))) == 1
+    assert streamed["fid"] == pytest.approx(memory["fid"], rel=1e-9)
+    assert memory["n_reference"] == memory["n_reference_images"] == memory["nn_pool"] == 1438
+    assert streamed["n_reference"] == 1438 and streamed["n_reference_images"] == 256 and streamed["nn_pool"] == 100
+    spread = eval_command.spread(FolderSource("test", str(png_folder)), 3)
+    everything = load_dataset(f"folder:path={png_folder}", "test").images
+    assert torch.equal(spread, everything[[0, 718, 1437]])  # linspace: 0, 718.5 (to even), 1437

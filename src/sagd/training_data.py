@@ -106,6 +106,21 @@ def probe_images(cfg, data: ImageData | StreamData, vae: VAE | None = None) -> t
     return images if vae is None else vae.encode(images)
 
 
+def streamed_split(cfg, split: str):
+    """``split`` of ``cfg.dataset`` as a map-style source of ``(image, label)`` (``data.stream``) where training
+    streams that data set (``cfg.data_loading``, decided on this split's size), else ``None``: a split to load
+    whole. Images at the data set's own size (no ``pad_to``), as ``load_dataset`` gives them."""
+    name, kwargs = parse_dataset_spec(cfg.dataset)
+    if cfg.latents is not None or cfg.data_loading == "memory" or name not in STREAMABLE or kwargs.get("skip_bad"):
+        return None
+    kwargs.pop("hflip", None)
+    try:
+        source = STREAMABLE[name](split, **kwargs)
+    except BadImage:
+        return None  # the in-memory loader names the file
+    return source if _streams(cfg.data_loading, source) else None
+
+
 def _streams(loading: str, source) -> bool:
     """Whether ``data_loading`` ``loading`` streams ``source``: ``"stream"`` always, ``"auto"`` above ``MEMORY_BYTES``."""
     return loading == "stream" or (loading == "auto" and len(source) * math.prod(source.shape) * 4 > MEMORY_BYTES)

@@ -3,6 +3,13 @@
 Appends one record ``{"kind": "eval", "step", "fid", "kid_mean", "kid_se", "precision", "recall",
 "lsd", ...}`` to ``RUN/metrics.jsonl`` and writes ``RUN/report.html`` with its figures in
 ``RUN/report/``. Reference statistics of the test split are cached (``metrics.cache_dir()``).
+
+A split that training streams (``training_data.streamed_split``) is never loaded whole: FID's
+statistics are read from it a batch at a time (``metrics.streamed_reference_stats``), and the
+image-level scores take evenly spaced images of it: ``max(n, NN_IMAGES)`` test images (KID and
+precision/recall, unless the cache keeps the whole split's features; LSD, RAPS, band energies) and
+a pool of up to ``NN_POOL`` training images (``NN_POOL_BYTES`` of float32 at most) for the
+nearest-neighbour figure and ratio. The record says how many (``n_reference_images``, ``nn_pool``).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import time
 from pathlib import Path
 
@@ -19,14 +27,16 @@ from .. import diffusion, report
 from ..data import load_dataset
 from ..diffusion import METHODS
 from ..diffusion.samplers import time_grid
-from ..metrics import cache_dir, evaluate_samples, raps, reference_stats, relative_band_energy
+from ..metrics import cache_dir, evaluate_samples, raps, reference_stats, relative_band_energy, streamed_reference_stats
 from ..run import Run, load_run, sampler_denoiser
 from ..spectral import parse_spec, profiles
+from ..training_data import streamed_split
 from .features import add_features_flag
 
 NEIGHBOUR_ROWS, NEIGHBOURS = 8, 3  # samples shown with their nearest training images, and how many each
 NN_IMAGES = 256  # samples (and test images) behind the nearest-neighbour distance ratio
 TRAJECTORIES = 4
+NN_POOL, NN_POOL_BYTES = 10_000, 2**30  # training images a streamed split's samples are matched against
 
 
 def register(subparsers) -> None:
@@ -113,32 +123,51 @@ def write_figures(run_: Run, samples: torch.Tensor, train: torch.Tensor, record:
     return figures
 
 
+def spread(source, m: int, workers: int = 2) -> torch.Tensor:
+    """``min(m, len(source))`` evenly spaced images ``(m, C, H, W)`` of a map-style ``source``, first and last included."""
+    m = min(m, len(source))
+    picked = torch.linspace(0, len(source) - 1, m).round().long().unique().tolist()
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(source, picked), batch_size=256, num_workers=workers)
+    return torch.cat([images for images, _ in loader])
+
+
 def run(args: argparse.Namespace) -> None:
     if args.n < 4 or args.sampling_steps < 1 or args.batch_size < 1:
         raise ValueError("--n must be >= 4, --sampling-steps and --batch-size >= 1")
     run_ = load_run(args.run, "cuda" if torch.cuda.is_available() else "cpu")
     cfg, run_dir = run_.cfg, run_.dir
     root = args.data_root or cfg.data_root
-    test, train = (load_dataset(cfg.dataset, split, root=root) for split in ("test", "train"))
-    if test.shape != run_.image_shape:
-        raise ValueError(f"run {str(run_dir)!r} samples images of shape {run_.image_shape}, its test split has {test.shape}")
+    test_source, train_source = (streamed_split(cfg, split) for split in ("test", "train"))
+    test = load_dataset(cfg.dataset, "test", root=root).images if test_source is None else None
+    shape = tuple(test.shape[1:]) if test is not None else tuple(test_source.shape)
+    if shape != run_.image_shape:
+        raise ValueError(f"run {str(run_dir)!r} samples images of shape {run_.image_shape}, its test split has {shape}")
     extractor = run_.extractor(args.features, args.inception_weights)
 
     start = time.time()
     samples = run_.draw(args.n, torch.Generator(run_.device).manual_seed(args.seed), args.method,
                         args.sampling_steps, args.batch_size)
     seconds = time.time() - start
-    reference = reference_stats(extractor, test.images, f"{cfg.dataset}/test", cache_dir() / "reference")
+    key, cache = f"{cfg.dataset}/test", cache_dir() / "reference"
+    if test_source is None:
+        reference = reference_stats(extractor, test, key, cache)
+    else:
+        reference = streamed_reference_stats(extractor, test_source, key, cache)
+        test = spread(test_source, max(args.n, NN_IMAGES))
+    if train_source is None:
+        train = load_dataset(cfg.dataset, "train", root=root).images
+    else:
+        train = spread(train_source, min(NN_POOL, max(1, NN_POOL_BYTES // (4 * math.prod(shape)))))
     record = {"kind": "eval", "step": run_.step, "n": args.n, "method": args.method,
               "sampling_steps": args.sampling_steps, "sample_clip": cfg.sample_clip, "seed": args.seed,
-              "features": extractor.name,
-              "reference": f"{cfg.dataset}/test", "n_reference": len(test), "sampling_seconds": round(seconds, 1),
-              **score(samples, test.images, train.images, extractor, reference, cfg.spectrum, args.seed)}
+              "features": extractor.name, "reference": key, "n_reference": reference.n,
+              "n_reference_images": len(test), "nn_pool": len(train), "sampling_seconds": round(seconds, 1),
+              **score(samples, test, train, extractor, reference, cfg.spectrum, args.seed)}
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
 
     train_records, evals = report.read_records(run_dir)
-    figures = write_figures(run_, samples, train.images, record, train_records, torch.Generator().manual_seed(args.seed))
+    figures = write_figures(run_, samples, train, record, train_records, torch.Generator().manual_seed(args.seed))
     title = f"{run_dir.resolve().name}: {cfg.dataset}, {cfg.spectrum}, step {run_.step}"
     page = report.write_html(run_dir, title, cfg.to_dict(), evals, figures)
     print(f"step {run_.step}: FID {record['fid']:.3f}, KID {record['kid_mean']:.4f} ± {record['kid_se']:.4f}, "

@@ -14,7 +14,7 @@ from .inception import InceptionFeatures, InceptionUnavailable, InceptionV3, def
 from .inception_fid import inception_fid, inception_reference
 from .kid import KID, kid
 from .precision_recall import PrecisionRecall, precision_recall
-from .reference import ReferenceStats, cache_dir, reference_stats
+from .reference import ReferenceStats, cache_dir, reference_stats, streamed_reference_stats
 from .spectrum import (
     band_energy,
     log_spectral_distance,
@@ -60,5 +60,6 @@ __all__ = [
     "save_classifier",
     "sha256_images",
     "snr_curves",
+    "streamed_reference_stats",
     "train_classifier",
 ]
