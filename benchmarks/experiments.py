@@ -129,16 +129,12 @@ def arms_b(bands) -> list[Arm]:
     return arms
 
 
-def nfe_per_step(method: str) -> int:
-    """Network evaluations per sampler step (Heun evaluates twice)."""
-    return 2 if method == "heun" else 1
-
-
 def arms_c(models: list[str], nfes) -> list[Arm]:
-    """Sampler × NFE evaluations of A's trained ``models`` (arm names); no training. The models
+    """Sampler × NFE-budget evaluations of A's trained ``models`` (arm names); no training. A sampler takes the
+    most steps its budget allows (``diffusion.steps_for_nfe``: Heun's N evaluations or N - 1). The models
     alternate, so that parallel workers start on every model at once (one may have to train it)."""
     return [Arm(f"{m}__{method}__{nfe}", f"{m}, {method}, {nfe} NFE", {"model_arm": m, "method": method, "nfe": nfe})
-            for method in METHODS for nfe in nfes if nfe >= nfe_per_step(method) for m in models]
+            for method in METHODS for nfe in nfes for m in models]
 
 
 BASE_CONFIG = dict(dataset=DATASET, pad_to=SHAPE[-1], prediction="colored_eps", ema_decay=0.999,

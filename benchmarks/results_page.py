@@ -166,25 +166,26 @@ def best_samplers(rows: list[dict]) -> list[str]:
     out = []
     for model in sorted({model_of(r) for r in rows}):
         mine = [r for r in rows if model_of(r) == model]
-        best = [min((r for r in mine if r["nfe"] == n), key=lambda r: r["fid"]) for n in sorted({r["nfe"] for r in mine})]
-        out.append(f"- Best sampler for {model}: " + "; ".join(f"{r['nfe']} NFE {r['sampler']} ({r['fid']:.2f})"
+        best = [min((r for r in mine if r["nfe_budget"] == n), key=lambda r: r["fid"])
+                for n in sorted({r["nfe_budget"] for r in mine})]
+        out.append(f"- Best sampler for {model}: " + "; ".join(f"{r['nfe_budget']} NFE {r['sampler']} ({r['fid']:.2f})"
                                                               for r in best) + ".")
     return out
 
 
 def table_c(rows: list[dict]) -> list[str]:
-    nfes = sorted({r["nfe"] for r in rows})
+    nfes = sorted({r["nfe_budget"] for r in rows})
     out = ["| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "|---|---|" + "---:|" * len(nfes)]
     keys = sorted({(model_of(r), r["sampler"]) for r in rows})
     for model, method in keys:
-        fid = {r["nfe"]: r["fid"] for r in rows if model_of(r) == model and r["sampler"] == method}
+        fid = {r["nfe_budget"]: r["fid"] for r in rows if model_of(r) == model and r["sampler"] == method}
         out.append(f"| {model} | {method} | " + " | ".join(f"{fid[n]:.2f}" if n in fid else "—" for n in nfes) + " |")
     return out
 
 
 def figure_c(rows: list[dict], budget: str, names: dict[str, str]) -> str:
-    """C as a figure: FID against NFE (log-log), a panel per model and a line per sampler; returns its path
-    relative to ``docs/``."""
+    """C as a figure: FID against the evaluations each sampler spent (log-log), a panel per model and a line
+    per sampler; returns its path relative to ``docs/``."""
     models = sorted({model_of(r) for r in rows}, key=lambda m: (m != "isotropic", m))
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False, sharey=True)
     for ax, model in zip(axes.flat, models):
@@ -196,7 +197,7 @@ def figure_c(rows: list[dict], budget: str, names: dict[str, str]) -> str:
         for axis in (ax.xaxis, ax.yaxis):  # plain numbers, not powers of ten
             axis.set_major_formatter(ticker.ScalarFormatter())
             axis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xticks(sorted({r["nfe"] for r in rows}))
+        ax.set_xticks(sorted({r["nfe_budget"] for r in rows}))
         ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
     axes[0, 0].set_ylabel(f"FID ({rows[0]['samples']} samples)")
     axes[0, 0].legend(fontsize=7)
@@ -210,7 +211,7 @@ def figure_c(rows: list[dict], budget: str, names: dict[str, str]) -> str:
 
 def models_compared(rows: list[dict], names: dict[str, str]) -> list[str]:
     """Whether A's best arm stays ahead of isotropic under every sampler and NFE of C: one line per model."""
-    fid = {(model_of(r), r["sampler"], r["nfe"]): r["fid"] for r in rows}
+    fid = {(model_of(r), r["sampler"], r["nfe_budget"]): r["fid"] for r in rows}
     out = []
     for model in sorted({m for m, _, _ in fid} - {"isotropic"}):
         d = sorted(fid[k] - fid[("isotropic", *k[1:])] for k in fid if k[0] == model and ("isotropic", *k[1:]) in fid)
@@ -444,8 +445,11 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
             names = {r["arm"]: r["label"] for r in a}
             n = sorted({r["samples"] for r in c})
             lines += ["### C — samplers on trained models", "",
-                      f"FID of {' or '.join(map(str, n))} samples (seed 0) against network evaluations. FID grows as the "
-                      "sample set shrinks: compare within this table, not with A's.", "", *table_c(c), "",
+                      f"FID of {' or '.join(map(str, n))} samples (seed 0) against a budget of network evaluations "
+                      "(NFE). Each sampler takes the most steps the budget allows: one evaluation a step, Heun two "
+                      "but one for the step into t = 0, so N − 1 of an even budget N (the figure plots the "
+                      "evaluations spent). FID grows as the sample set shrinks: compare within this table, not with "
+                      "A's.", "", *table_c(c), "",
                       f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c), *models_compared(c, names),
                       ""]
     path = docs / "results.md"

@@ -31,7 +31,7 @@ from sagd.metrics._arrays import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_commit, machine  # noqa: E402
-from experiments import BANDS, BASE_CONFIG, BUDGETS, DATASET, DECISIVE, SHAPE, Budget, arms_a, arms_b, arms_c, nfe_per_step  # noqa: E402
+from experiments import BANDS, BASE_CONFIG, BUDGETS, DATASET, DECISIVE, SHAPE, Budget, arms_a, arms_b, arms_c  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT = git_commit()  # the code a worker runs is the code it imported, whatever HEAD is when it finishes
@@ -241,7 +241,7 @@ def metrics_log(run: Path) -> tuple[list[dict], list[dict]]:
 
 def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, device) -> dict:
     """Train (or resume) and score one run; returns its result record."""
-    from sagd import checkpoint
+    from sagd import checkpoint, diffusion
     from sagd.run import load_run
     from sagd.train import save_grid, train
 
@@ -251,8 +251,7 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     if experiment == "C":
         model_dir, trained_here = trained_model(budget_name, arm.config["model_arm"], seed)
         resumed = False
-        method, nfe = arm.config["method"], arm.config["nfe"]
-        steps = max(1, nfe // nfe_per_step(method))
+        method, steps = arm.config["method"], diffusion.steps_for_nfe(arm.config["method"], arm.config["nfe"])
         train_seconds = time.time() - started
     else:
         model_dir = run_dir(budget_name, experiment, arm.name, seed)
@@ -268,7 +267,9 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     sample_seconds = time.time() - sample_start
     record = {"experiment": experiment, "arm": arm.name, "label": arm.label, "seed": seed, "budget": budget_name,
               "budget_settings": asdict(budget), "config": cfg.to_dict(), "sampler": method, "sampler_steps": steps,
-              "nfe": steps * nfe_per_step(method), "samples": len(samples)}
+              "nfe": diffusion.nfe(method, steps), "samples": len(samples)}
+    if experiment == "C":
+        record["nfe_budget"] = arm.config["nfe"]
     record.update(scorer(samples, n))
     if cfg.corrupt is not None:
         record.update(leak(samples, cfg.corrupt.low, cfg.corrupt.high))
