@@ -25,6 +25,7 @@ from experiments import BANDS, DECISIVE, arms_a, arms_b  # noqa: E402
 RESULTS = Path(os.environ.get("SAGD_SUITE_RESULTS", Path(__file__).resolve().parent / "results" / "suite"))
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FIGURES = DOCS / "results"
+STOCHASTIC = ("ddpm", "dpmpp_2m_sde", "euler_maruyama")  # the samplers of sagd.diffusion.METHODS that draw noise
 
 
 def load_floors(budget: str) -> dict[str, dict]:
@@ -207,6 +208,21 @@ def figure_c(rows: list[dict], budget: str, names: dict[str, str]) -> str:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return str(path.relative_to(FIGURES.parent))
+
+
+def ode_and_sde(rows: list[dict], names: dict[str, str]) -> list[str]:
+    """Per model, the FIDs at C's largest budget of the samplers that integrate the probability-flow ODE and of
+    those that draw fresh noise each step (``STOCHASTIC``)."""
+    top = max(r["nfe_budget"] for r in rows)
+    out = []
+    for model in sorted({model_of(r) for r in rows}, key=lambda m: (m != "isotropic", m)):
+        at = [r for r in rows if model_of(r) == model and r["nfe_budget"] == top]
+        kinds = [[r for r in at if (r["sampler"] in STOCHASTIC) == sde] for sde in (False, True)]
+        if all(kinds):
+            ode, sde = ([f"{r['sampler']} {r['fid']:.2f}" for r in sorted(k, key=lambda r: r["fid"])] for k in kinds)
+            out.append(f"- {names.get(model, model)} at {top} NFE: the ODE samplers {', '.join(ode)}; the stochastic "
+                       f"ones {', '.join(sde)}.")
+    return out
 
 
 def models_compared(rows: list[dict], names: dict[str, str]) -> list[str]:
@@ -450,8 +466,8 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
                       "but one for the step into t = 0, so N − 1 of an even budget N (the figure plots the "
                       "evaluations spent). FID grows as the sample set shrinks: compare within this table, not with "
                       "A's.", "", *table_c(c), "",
-                      f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c), *models_compared(c, names),
-                      ""]
+                      f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c), *ode_and_sde(c, names),
+                      *models_compared(c, names), ""]
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")
     if docs == DOCS:

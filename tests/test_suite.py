@@ -108,3 +108,18 @@ def test_offset_control_matches_the_papers_dc_share(suite):
     share = lambda w: (w[0, 0] / ((w.sum() - w[0, 0]) / (w.numel() - 1))).item()  # noqa: E731
     assert share(off) == pytest.approx(share(paper), rel=1e-6)
     assert 10 < share(paper) < 20  # the DC quirk: ~14x the average bin at 32x32
+
+
+def test_c_summaries_key_on_the_budget_and_split_ode_from_sde_samplers(suite):
+    page = importlib.import_module("results_page")
+    rows = [{"arm": f"{m}__{s}__{n}", "sampler": s, "nfe_budget": n, "nfe": n - (s == "heun"), "fid": f, "samples": 8}
+            for m, s, n, f in [("isotropic", "heun", 10, 30.0), ("isotropic", "ddpm", 10, 20.0),
+                               ("isotropic", "heun", 20, 25.0), ("isotropic", "ddpm", 20, 15.0),
+                               ("paper_a-0.02", "heun", 20, 24.0), ("paper_a-0.02", "ddpm", 20, 16.0)]]
+    names = {"paper_a-0.02": "paper α=-0.02"}
+    assert page.best_samplers(rows)[0] == "- Best sampler for isotropic: 10 NFE ddpm (20.00); 20 NFE ddpm (15.00)."
+    assert page.ode_and_sde(rows, names) == [
+        "- isotropic at 20 NFE: the ODE samplers heun 25.00; the stochastic ones ddpm 15.00.",
+        "- paper α=-0.02 at 20 NFE: the ODE samplers heun 24.00; the stochastic ones ddpm 16.00."]
+    assert page.models_compared(rows, names)[0].startswith(
+        "- paper α=-0.02 − isotropic, over the 2 sampler × NFE pairs both have: lower FID in 1, median Δ FID +0.00")
