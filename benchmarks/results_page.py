@@ -162,25 +162,25 @@ def model_of(row: dict) -> str:
     return row["arm"].split("__")[0]
 
 
-def best_samplers(rows: list[dict]) -> list[str]:
+def best_samplers(rows: list[dict], names: dict[str, str]) -> list[str]:
     """C's best sampler at each NFE, per model: one line each."""
     out = []
     for model in sorted({model_of(r) for r in rows}):
         mine = [r for r in rows if model_of(r) == model]
         best = [min((r for r in mine if r["nfe_budget"] == n), key=lambda r: r["fid"])
                 for n in sorted({r["nfe_budget"] for r in mine})]
-        out.append(f"- Best sampler for {model}: " + "; ".join(f"{r['nfe_budget']} NFE {r['sampler']} ({r['fid']:.2f})"
+        out.append(f"- Best sampler for {names.get(model, model)}: " + "; ".join(f"{r['nfe_budget']} NFE {r['sampler']} ({r['fid']:.2f})"
                                                               for r in best) + ".")
     return out
 
 
-def table_c(rows: list[dict]) -> list[str]:
+def table_c(rows: list[dict], names: dict[str, str]) -> list[str]:
     nfes = sorted({r["nfe_budget"] for r in rows})
     out = ["| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "|---|---|" + "---:|" * len(nfes)]
     keys = sorted({(model_of(r), r["sampler"]) for r in rows})
     for model, method in keys:
         fid = {r["nfe_budget"]: r["fid"] for r in rows if model_of(r) == model and r["sampler"] == method}
-        out.append(f"| {model} | {method} | " + " | ".join(f"{fid[n]:.2f}" if n in fid else "—" for n in nfes) + " |")
+        out.append(f"| {names.get(model, model)} | {method} | " + " | ".join(f"{fid[n]:.2f}" if n in fid else "—" for n in nfes) + " |")
     return out
 
 
@@ -465,8 +465,8 @@ def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
                       "(NFE). Each sampler takes the most steps the budget allows: one evaluation a step, Heun two "
                       "but one for the step into t = 0, so N − 1 of an even budget N (the figure plots the "
                       "evaluations spent). FID grows as the sample set shrinks: compare within this table, not with "
-                      "A's.", "", *table_c(c), "",
-                      f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c), *ode_and_sde(c, names),
+                      "A's.", "", *table_c(c, names), "",
+                      f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c, names), *ode_and_sde(c, names),
                       *models_compared(c, names), ""]
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")

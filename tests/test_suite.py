@@ -117,7 +117,9 @@ def test_c_summaries_key_on_the_budget_and_split_ode_from_sde_samplers(suite):
                                ("isotropic", "heun", 20, 25.0), ("isotropic", "ddpm", 20, 15.0),
                                ("paper_a-0.02", "heun", 20, 24.0), ("paper_a-0.02", "ddpm", 20, 16.0)]]
     names = {"paper_a-0.02": "paper α=-0.02"}
-    assert page.best_samplers(rows)[0] == "- Best sampler for isotropic: 10 NFE ddpm (20.00); 20 NFE ddpm (15.00)."
+    assert page.best_samplers(rows, names)[1] == "- Best sampler for paper α=-0.02: 20 NFE ddpm (16.00)."
+    assert page.table_c(rows, names)[2:] == ["| isotropic | ddpm | 20.00 | 15.00 |", "| isotropic | heun | 30.00 | 25.00 |",
+                                             "| paper α=-0.02 | ddpm | — | 16.00 |", "| paper α=-0.02 | heun | — | 24.00 |"]
     assert page.ode_and_sde(rows, names) == [
         "- isotropic at 20 NFE: the ODE samplers heun 25.00; the stochastic ones ddpm 15.00.",
         "- paper α=-0.02 at 20 NFE: the ODE samplers heun 24.00; the stochastic ones ddpm 16.00."]
