@@ -403,10 +403,12 @@ def headline(budgets) -> str:
     if best is None:
         return "### Experiments\n\nNo suite results yet: see [docs/results.md](docs/results.md)."
     budget, seeds, a = best
+    most = max(len([r for r in a if r["arm"] == arm]) for arm in arms)
+    count = f"{seeds} seed{'s' * (seeds > 1)}" if most == seeds else f"{seeds}–{most} seeds"
     fid = {arm: fmt(*summary([r["fid"] for r in a if r["arm"] == arm])[:2], 1) for arm in arms}
     d = {arm: measured(delta(a, arm, "isotropic"), inline=True) for arm in arms[1:]}
     return ("### Experiments: does the forward spectrum help, and why?\n\n"
-            f"Fashion-MNIST at 32×32, budget `{budget}` ({seeds} seed{'s' * (seeds > 1)}; in-domain FID, lower is "
+            f"Fashion-MNIST at 32×32, budget `{budget}` ({count}; in-domain FID, lower is "
             f"better; Δ paired by seed): isotropic {fid['isotropic']}; the paper's α = -0.06 {fid['paper_a-0.06']} "
             f"(Δ {d['paper_a-0.06']}); its DC term alone, offset noise with the same DC share, {fid['offset_dc']} "
             f"(Δ {d['offset_dc']}); its tilt alone, without the DC term, {fid['tilt_a-0.06']} (Δ {d['tilt_a-0.06']}). "
