@@ -125,3 +125,16 @@ def test_c_summaries_key_on_the_budget_and_split_ode_from_sde_samplers(suite):
         "- paper α=-0.02 at 20 NFE: the ODE samplers heun 24.00; the stochastic ones ddpm 16.00."]
     assert page.models_compared(rows, names)[0].startswith(
         "- paper α=-0.02 − isotropic, over the 2 sampler × NFE pairs both have: lower FID in 1, median Δ FID +0.00")
+
+
+def test_verdict_names_every_part_that_alone_explains_the_gain(suite):
+    page = importlib.import_module("results_page")
+    gain, both_hold_0, no_gain, beats = (-3.6, 0.5, 1.7), (-0.8, 0.5, 1.4), (-0.2, 0.8, 2.5), (-2.0, 0.3, 0.9)
+    verdict, why = page.attribution(gain, off=gain, gap=both_hold_0, tilt=gain, tilt_gap=both_hold_0)
+    assert verdict.startswith("reproduced, but each of its parts alone does as well") and "neither" in why
+    verdict, why = page.attribution(gain, off=gain, gap=both_hold_0, tilt=no_gain, tilt_gap=beats)
+    assert verdict == "explained by a control (offset noise alone, the DC term)" and why == ""
+    verdict, why = page.attribution(gain, off=gain, gap=beats, tilt=no_gain, tilt_gap=beats)
+    assert verdict == "reproduced" and "beats offset noise alone" in why
+    verdict, why = page.attribution(no_gain, off=gain, gap=both_hold_0, tilt=gain, tilt_gap=both_hold_0)
+    assert verdict == "not reproduced"
