@@ -15,6 +15,7 @@ and, when asked, ``--compile`` (``torch.compile`` of the network) and ``--channe
 Variants are timed in interleaved rounds (alternating order) after a warm-up, synchronising the
 device around each round; the JSON holds every round and the medians. On CUDA it also counts each
 variant's synchronising calls per step (``torch.cuda.set_sync_debug_mode``: sagd's should be 0),
+counts the operators each step dispatches (views excepted: about the kernels it launches),
 and checks once that a NaN step of ``Trainer.train_step`` leaves the weights, the optimizer's state
 and the EMA bit for bit as they were and is reported at the next step (``guard``).
 
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from common import machine
 from sagd import diffusion
@@ -119,6 +121,25 @@ def syncs(step, n: int, device: torch.device) -> float | None:
     return sum("synchroniz" in str(w.message) for w in caught) / n
 
 
+class OpCount(TorchDispatchMode):
+    """Counts the aten operators dispatched inside it, views excepted: about the kernels a step launches."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+def ops(step) -> int:
+    """Operators (not views) one call of ``step`` dispatches."""
+    with OpCount() as count:
+        step()
+    return count.n
+
+
 def guard(tmp: str) -> dict:
     """A NaN loss at step 3 of a ``tiny`` run with ``skip_nonfinite: 1``: whether the weights, the optimizer's
     state and the EMA stayed bit for bit, whether the host had not heard of it after step 3 and had after step 4."""
@@ -155,6 +176,7 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
     for step in variants.values():
         timed(step, args.warmup, device)
     syncs_per_step = {name: syncs(step, 3, device) for name, step in variants.items()}
+    ops_per_step = {name: ops(step) for name, step in variants.items()}
     seconds = {name: [] for name in variants}
     for r in range(args.rounds):
         for name in (list(variants) if r % 2 == 0 else list(reversed(variants))):
@@ -167,6 +189,7 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
         "input_shape": list(sagd_iso.data.shape), "parameters": sum(p.numel() for p in net.parameters()),
         "mixed_precision": sagd_iso.acc.mixed_precision,
         "images_per_s_median": median, "images_per_s_rounds": rates, "syncs_per_step": syncs_per_step,
+        "ops_per_step": ops_per_step,
         "ratios": {"power_law / isotropic": median["sagd power_law"] / median["sagd isotropic"],
                    "sagd isotropic / diffusers loop": median["sagd isotropic"] / median["diffusers loop"],
                    "sagd power_law / diffusers loop": median["sagd power_law"] / median["diffusers loop"]},
@@ -189,8 +212,11 @@ def table(result: dict) -> str:
                     f"{r['ratios']['sagd isotropic / diffusers loop']:.3f} |")
     counts = [f"`{r['model']}` " + " / ".join("-" if n is None else f"{n:g}" for n in r["syncs_per_step"].values())
               for r in result["models"]]
+    dispatched = [f"`{r['model']}` " + " / ".join(str(n) for n in r["ops_per_step"].values()) for r in result["models"]]
     g = result["guard"]
-    rows += ["", f"Synchronising CUDA calls per step (sagd power_law / sagd isotropic / diffusers loop): "
+    rows += ["", f"Operators dispatched per step, views excepted, about the kernels launched (sagd power_law / "
+                 f"sagd isotropic / diffusers loop): "
+                 f"{', '.join(dispatched)}.", "", f"Synchronising CUDA calls per step (sagd power_law / sagd isotropic / diffusers loop): "
                  f"{', '.join(counts)}. A NaN step (`tiny`, {g['device']}): weights, optimizer state and EMA bit for "
                  f"bit unchanged: {g['dropped_step_bit_identical']}; reported at the next step: "
                  f"{not g['reported_after_step_3'] and len(g['reported_after_step_4']) == 1}."]

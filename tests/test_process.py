@@ -150,3 +150,29 @@ def test_denoiser_clip():
     assert raw.abs().max() > 1 and torch.equal(clipped, raw.clamp(-1, 1))
     with pytest.raises(ValueError, match="clip must be a positive bound"):
         diffusion.Denoiser(lambda x_, t_: x_, proc, "x0", clip=0)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_alpha_sigma_is_alpha_and_sigma_bit_for_bit(schedule):
+    proc = diffusion.VPProcess(spectral.isotropic(SHAPE), schedule=schedule)
+    for t in (torch.rand(64), torch.linspace(1e-3, 1, 33, dtype=torch.float64)):
+        a, s = proc.alpha_sigma(t)
+        assert torch.equal(a, proc.alpha(t)) and torch.equal(s, proc.sigma(t))
+
+
+@pytest.mark.parametrize("cov", [spectral.isotropic(SHAPE), spectral.band_stop(SHAPE, 0.2, 0.3)])
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_loss_mean_is_the_mean_of_the_per_sample_losses(cov, prediction):
+    proc = diffusion.VPProcess(cov)
+    x0, t = torch.randn(16, *SHAPE, dtype=torch.float64), torch.rand(16, dtype=torch.float64)
+    model = lambda x, t: 0.3 * x  # noqa: E731
+    run = lambda r: diffusion.loss(model, proc, x0, prediction, torch.Generator().manual_seed(2), t, reduction=r)  # noqa: E731
+    per_sample = run("none")
+    assert per_sample.shape == (16,)
+    torch.testing.assert_close(run("mean"), per_sample.mean())
+    # by hand: the error projected onto the support (eps), squared, averaged per sample
+    eps, n = proc.noise_like(x0, torch.Generator().manual_seed(2))
+    x_t = proc.q_sample(x0, t, eps)
+    err = model(x_t, t) - target(proc, prediction, x0, eps, n, t)
+    err = cov.project(err) if prediction == "eps" else err
+    torch.testing.assert_close(per_sample, err.pow(2).flatten(1).mean(1))

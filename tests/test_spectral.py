@@ -221,3 +221,15 @@ def test_spec_builds_the_product():
     torch.testing.assert_close(c.weights, spectral.two_band(shape, (0, 0.3), (0.5, 1), normalize=False).weights)
     d = spectral.from_spec("omission:low=0.3,high=0.5,normalize=false", shape)
     torch.testing.assert_close(d.weights, spectral.omission(shape, 0.3, 0.5, normalize=False).weights)
+
+
+def test_identity_operators_return_their_input_without_an_fft():
+    x = torch.randn(3, 2, 8, 6, dtype=torch.float64)
+    iso = spectral.isotropic((2, 8, 6))
+    assert iso.identity and not spectral.power_law((2, 8, 6), -1.0).identity
+    assert all(op(x) is x for op in (iso.sqrt, iso.inv_sqrt, iso.apply, iso.project))
+    # the same covariance through the FFT path: an unnormalised constant that normalises to w ≡ 1
+    through_fft = spectral.SpectralCovariance(torch.full((2, 8, 6), 3.0))
+    assert through_fft.identity
+    torch.testing.assert_close(spectral.SpectralCovariance(torch.full((2, 8, 6), 3.0), normalize=False).sqrt(x),
+                               3**0.5 * x)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .process import VPProcess
 
@@ -31,9 +32,9 @@ def check_prediction(prediction: str) -> str:
 def to_denoised(proc: VPProcess, prediction: str, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """``D(x, t)`` from a network output ``out`` in parametrisation ``prediction``; shapes ``(B, C, *spatial)``."""
     check_prediction(prediction)
-    a, s = proc.expand(proc.alpha(t), x), proc.expand(proc.sigma(t), x)
     if prediction == "x0":
         return out
+    a, s = (proc.expand(c, x) for c in proc.alpha_sigma(t))
     if prediction == "v":
         return a * x - s * out
     n = proc.cov.sqrt(out) if prediction == "eps" else out
@@ -50,7 +51,8 @@ def target(proc: VPProcess, prediction: str, x0: torch.Tensor, eps: torch.Tensor
         return n
     if prediction == "x0":
         return x0
-    return proc.expand(proc.alpha(t), x0) * n - proc.expand(proc.sigma(t), x0) * x0
+    a, s = (proc.expand(c, x0) for c in proc.alpha_sigma(t))
+    return a * n - s * x0
 
 
 class Denoiser:
@@ -87,7 +89,8 @@ def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "
     unlearnable). ``omission`` matters only when a band is outside the support (docs/method.md §7):
     ``"noise_only"`` masks the noise alone (the paper's literal form), ``"project"`` also removes
     the band from ``x0`` so that training inputs look like what samplers produce.
-    ``reduction="none"`` gives one value per sample, shape ``(B,)``.
+    ``reduction="none"`` gives one value per sample, shape ``(B,)``. The loss is float32 at least
+    (float64 for float64 networks).
     """
     check_prediction(prediction)
     if omission not in OMISSIONS:
@@ -99,9 +102,12 @@ def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "
     if t is None:
         t = sample_time(x0.shape[0], proc, generator, x0.device)
     eps, n = proc.noise_like(x0, generator)
-    x_t = proc.expand(proc.alpha(t), x0) * x0 + proc.expand(proc.sigma(t), x0) * n
-    err = model(x_t, t) - target(proc, prediction, x0, eps, n, t)
-    if prediction == "eps":
-        err = proc.cov.project(err)
-    per_sample = err.float().pow(2).flatten(1).mean(1)
-    return per_sample.mean() if reduction == "mean" else per_sample
+    a, s = (proc.expand(c, x0) for c in proc.alpha_sigma(t))
+    x_t = a * x0 + s * n
+    out, tgt = model(x_t, t), target(proc, prediction, x0, eps, n, t)
+    if prediction == "eps" and not proc.cov.full_support:
+        out, tgt = proc.cov.project(out - tgt), torch.zeros_like(tgt)
+    out, tgt = (z.to(torch.promote_types(z.dtype, torch.float32)) for z in (out, tgt))  # bf16 → float32
+    if reduction == "mean":  # one fused kernel (and one backward), not four: the mean of the per-sample means
+        return F.mse_loss(out, tgt)
+    return F.mse_loss(out, tgt, reduction="none").flatten(1).mean(1)

@@ -63,6 +63,11 @@ class VPProcess:
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(-self.log_snr(t)).sqrt()
 
+    def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(α_t, σ_t)``, equal to ``alpha(t)`` and ``sigma(t)`` bit for bit, from one evaluation of ``λ_t``."""
+        lam = self.log_snr(t)
+        return torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
+
     def t_from_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
         return self.schedule.t_from_log_snr(torch.as_tensor(lam))
 
@@ -92,7 +97,8 @@ class VPProcess:
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """``x_t = α_t x0 + σ_t Σ^{1/2} ε`` for white ``ε`` (drawn when not given)."""
         n = self.noise_like(x0, generator)[1] if eps is None else self.cov.sqrt(eps)
-        return self.expand(self.alpha(t), x0) * x0 + self.expand(self.sigma(t), x0) * n
+        a, s = self.alpha_sigma(t)
+        return self.expand(a, x0) * x0 + self.expand(s, x0) * n
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None, device=None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -32,7 +32,9 @@ class SpectralCovariance:
             ``mask_b``. ``None`` (every profile but ``two_band``) is one field ``Σ^{1/2} ε``
             divided by its own std. ``normalize`` rescales the amplitudes with the weights.
 
-    Operators act on tensors of shape ``(..., C, *spatial)`` and keep their dtype and device.
+    Operators act on tensors of shape ``(..., C, *spatial)`` and keep their dtype and device. Where
+    ``Σ = I`` (``identity``: every weight 1, isotropic diffusion) they return their input itself, no FFT,
+    as ``project`` does with full support.
     """
 
     def __init__(self, weights: torch.Tensor, normalize: bool = True, components=None):
@@ -61,6 +63,7 @@ class SpectralCovariance:
         if self._components is not None and any(((m > 0) & (w == 0)).any() for m, _ in self._components):
             raise ValueError("components must lie inside the support of the weights")
         self._rank = int((w > 0).sum())
+        self._identity = bool((w == 1).all())
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ description
@@ -98,6 +101,11 @@ class SpectralCovariance:
         return self._rank
 
     @property
+    def identity(self) -> bool:
+        """Whether ``Σ = I`` exactly (every weight 1): every operator is then the identity."""
+        return self._identity
+
+    @property
     def full_support(self) -> bool:
         return self.rank == self.dim
 
@@ -130,6 +138,8 @@ class SpectralCovariance:
 
     def _filter(self, x: torch.Tensor, power: float, component: int | None = None) -> torch.Tensor:
         self._check(x)
+        if self._identity and component is None:
+            return x
         dtype = x.dtype if x.dtype in _FFT_DTYPES else torch.float32
         dims = tuple(range(-len(self.spatial), 0))
         xf = torch.fft.rfftn(x.to(dtype), dim=dims, norm="ortho")
