@@ -149,9 +149,11 @@ class Trainer:
         # fused on every device: one kernel for all parameters, and it skips a step flagged on the device
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.net, self.opt = self.acc.prepare(net, opt)
-        self.ema = EMA(self.acc.unwrap_model(self.net), cfg.ema_decay)
+        # the bare Network, looked up once: unwrap_model walks every module (~0.3 ms a call for the base UNet)
+        self.network = self.acc.unwrap_model(self.net)
+        self.ema = EMA(self.network, cfg.ema_decay)
         if cfg.compile:  # in place, after the EMA copy: parameter names (and checkpoints) are unchanged
-            self.acc.unwrap_model(self.net).compile()
+            self.network.compile()
         if ckpt:
             self._restore(ckpt)
         self.batches = batches(self.data, cfg.batch_size, self.gens["data"], cfg.seed, self.acc.process_index,
@@ -201,7 +203,7 @@ class Trainer:
         """Write a checkpoint at the current step (collective: every process must call it) once the guard has
         read the last step; refuses non-finite weights, which would replace the last good checkpoint."""
         self.guard.settle()
-        weights = self.acc.unwrap_model(self.net).state_dict()
+        weights = self.network.state_dict()
         if finite.nonfinite_entries(weights) or finite.nonfinite_entries(self.ema.module.state_dict()):
             raise stops.Stopped(f"step {self.step}: the weights are no longer finite: no checkpoint written"
                                 f"{self.newest_checkpoint_hint()}")
@@ -226,8 +228,8 @@ class Trainer:
                 "ema_updates": int(self.ema.n_averaged),
                 "processes": self.acc.num_processes,
                 "stream_batches": getattr(self.batches, "consumed", None),  # batches each process drew (streams)
-                "num_classes": self.acc.unwrap_model(self.net).num_classes,
-                "backbone": self.acc.unwrap_model(self.net).config,
+                "num_classes": self.network.num_classes,
+                "backbone": self.network.config,
                 "config": self.cfg.to_dict(),
             },
             keep=self.cfg.keep_checkpoints,
@@ -244,7 +246,7 @@ class Trainer:
         t = sample_time(x0.shape[0], self.proc, g["time"], x0.device)
         net = self.net
         if labels is not None:
-            null = self.acc.unwrap_model(self.net).null_class
+            null = self.network.null_class
             labels = drop_labels(labels, cfg.label_dropout, null, g["time"])
             net = lambda x, t_: self.net(x, t_, labels)  # noqa: E731
         with self.acc.accumulate(self.net):
@@ -270,7 +272,7 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step)
         loss = sum(self.micro_step() for _ in range(self.cfg.grad_accum)) / self.cfg.grad_accum
-        self.ema.update_parameters(self.acc.unwrap_model(self.net), skip=self.found_inf)
+        self.ema.update_parameters(self.network, skip=self.found_inf)
         return loss
 
     # ------------------------------------------------------------------ logging and samples
