@@ -6,7 +6,7 @@ same initial weights) on batches of the same size drawn the same way from a tens
 
 * ``sagd power_law``: ``Trainer.train_step`` with ``spectrum: power_law:alpha=-0.5`` (Accelerate,
   the ``Network`` wrapper, colored noise through ``rfft``/``irfft``, EMA, clipping);
-* ``sagd isotropic``: the same with ``spectrum: isotropic`` (the same code, ``w ≡ 1``);
+* ``sagd isotropic``: the same with ``spectrum: isotropic`` (the same code; ``Σ = I``, whose operators skip the FFT);
 * ``diffusers loop``: the loop of diffusers' ``train_unconditional.py`` example: the bare backbone,
   ``DDPMScheduler.add_noise`` with white noise, MSE, clipping, AdamW, ``EMAModel``.
 

@@ -5,7 +5,7 @@ of the same size drawn the same way, and each step does the same work around the
 batch, noise it, forward, MSE, backward, clip, AdamW, EMA. They differ only in what sagd adds:
 
 * ``sagd isotropic``: ``Trainer.train_step`` with ``spectrum: isotropic`` (Accelerate, the
-  ``Network`` wrapper, colored noise through ``rfft``/``irfft`` with ``w ≡ 1``);
+  ``Network`` wrapper, ``Σ = I``: the noise operators return their input, no FFT);
 * ``sagd power_law``: the same with ``power_law:alpha=-0.5``;
 * ``diffusers loop``: ``UNet2DModel`` + ``DDPMScheduler.add_noise`` + ``F.mse_loss``.
 

@@ -228,8 +228,9 @@ def test_identity_operators_return_their_input_without_an_fft():
     iso = spectral.isotropic((2, 8, 6))
     assert iso.identity and not spectral.power_law((2, 8, 6), -1.0).identity
     assert all(op(x) is x for op in (iso.sqrt, iso.inv_sqrt, iso.apply, iso.project))
-    # the same covariance through the FFT path: an unnormalised constant that normalises to w ≡ 1
-    through_fft = spectral.SpectralCovariance(torch.full((2, 8, 6), 3.0))
-    assert through_fft.identity
-    torch.testing.assert_close(spectral.SpectralCovariance(torch.full((2, 8, 6), 3.0), normalize=False).sqrt(x),
-                               3**0.5 * x)
+    # a constant normalises to w ≡ 1; kept as given (3 · I) it goes through the FFT, which agrees
+    assert spectral.SpectralCovariance(torch.full((2, 8, 6), 3.0)).identity
+    three = spectral.SpectralCovariance(torch.full((2, 8, 6), 3.0), normalize=False)
+    assert not three.identity
+    torch.testing.assert_close(three.sqrt(x), 3**0.5 * x)
+    torch.testing.assert_close(three.project(three.inv_sqrt(three.apply(x))), 3**0.5 * x)
