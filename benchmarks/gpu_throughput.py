@@ -63,7 +63,7 @@ def diffusers_step(trainer: Trainer, args):
     from diffusers.training_utils import EMAModel
 
     device = trainer.acc.device
-    model = copy.deepcopy(trainer.acc.unwrap_model(trainer.net).backbone)
+    model = copy.deepcopy(trainer.network.backbone)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if args.compile:
@@ -176,14 +176,15 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
     for step in variants.values():
         timed(step, args.warmup, device)
     syncs_per_step = {name: syncs(step, 3, device) for name, step in variants.items()}
-    ops_per_step = {name: ops(step) for name, step in variants.items()}
     seconds = {name: [] for name in variants}
     for r in range(args.rounds):
         for name in (list(variants) if r % 2 == 0 else list(reversed(variants))):
             seconds[name].append(timed(variants[name], args.steps, device))
     rates = {name: [args.batch_size * args.steps / s for s in secs] for name, secs in seconds.items()}
+    # counted after the timing: a dispatch mode around compiled code would make it recompile (None then)
+    ops_per_step = {name: None if args.compile else ops(step) for name, step in variants.items()}
     median = {name: statistics.median(r) for name, r in rates.items()}
-    net = sagd_iso.acc.unwrap_model(sagd_iso.net)
+    net = sagd_iso.network
     return {
         "model": model, "backbone": type(net.backbone).__name__, "dataset": dataset,
         "input_shape": list(sagd_iso.data.shape), "parameters": sum(p.numel() for p in net.parameters()),
@@ -212,7 +213,7 @@ def table(result: dict) -> str:
                     f"{r['ratios']['sagd isotropic / diffusers loop']:.3f} |")
     counts = [f"`{r['model']}` " + " / ".join("-" if n is None else f"{n:g}" for n in r["syncs_per_step"].values())
               for r in result["models"]]
-    dispatched = [f"`{r['model']}` " + " / ".join(str(n) for n in r["ops_per_step"].values()) for r in result["models"]]
+    dispatched = [f"`{r['model']}` " + " / ".join("-" if n is None else str(n) for n in r["ops_per_step"].values()) for r in result["models"]]
     g = result["guard"]
     rows += ["", f"Operators dispatched per step, views excepted, about the kernels launched (sagd power_law / "
                  f"sagd isotropic / diffusers loop): "

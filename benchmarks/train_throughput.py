@@ -45,7 +45,7 @@ def sagd_step(spectrum: str, args, out: str):
 
 def diffusers_step(trainer: Trainer, args):
     """A plain diffusers training step on a copy of ``trainer``'s UNet and data."""
-    unet = copy.deepcopy(trainer.acc.unwrap_model(trainer.net).backbone)
+    unet = copy.deepcopy(trainer.network.backbone)
     ema = EMA(unet, 0.999)
     opt = torch.optim.AdamW(unet.parameters(), lr=2e-4)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
