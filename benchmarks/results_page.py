@@ -303,6 +303,15 @@ def word(d: tuple[float, float, float], direction: int, control: str | None = No
     return f"explained by a control ({control})" if control else "reproduced"
 
 
+def agreement(d: tuple[float, float, float], direction: int) -> str:
+    """What a second metric's paired difference ``d`` says of an effect of sign ``direction``: ``: it agrees``
+    when significant that way, else that it does not resolve it, or goes the other way; nothing for one seed."""
+    if math.isnan(d[2]):
+        return ""
+    return {direction: ": it agrees", 0: ": it does not resolve the gain at this many seeds",
+            -direction: ": it goes the other way"}[significant(d)]
+
+
 def attribution(d, off, gap, tilt, tilt_gap) -> tuple[str, str]:
     """The verdict on power-law SAGD's gain ``d`` over isotropic, given its two parts alone: offset noise with its
     DC share (``off``, and paper − offset ``gap``) and its tilt without the DC term (``tilt``, paper − tilt
@@ -342,8 +351,8 @@ def verdicts(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]
         verdict, why = attribution(d, off, gap, tilt, tilt_gap)
         inc, inc768 = (delta(a, "paper_a-0.06", "isotropic", f"inception_{tap}") for tap in ("2048", "768"))
         inception = "" if math.isnan(inc[0]) else (
-            f" On the standard Inception FID (2048 tap) Δ {measured(inc)}; on the 768 tap the paper reports for such "
-            f"data, Δ {fmt(*inc768[:2], 3)}{ci(inc768, digits=3)}.")
+            f" On the standard Inception FID (2048 tap) Δ {measured(inc)}{agreement(inc, -1)}; on the 768 tap the paper "
+            f"reports for such data, Δ {fmt(*inc768[:2], 3)}{ci(inc768, digits=3)}{agreement(inc768, -1)}.")
         iso = summary([r["fid"] for r in a if r["arm"] == "isotropic"])[0]
         out.append(f"* **Power-law SAGD (the paper's α = -0.06) beats isotropic diffusion at equal compute: "
                    f"{verdict}.** Δ FID {fmt(*d[:2])}{ci(d)}, {100 * d[0] / iso:+.0f} % of isotropic's "

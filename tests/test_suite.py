@@ -1,6 +1,7 @@
 """The experiment suite's code paths (benchmarks/suite.py) on its ``smoke`` budget: no figures asserted."""
 
 import importlib
+import math
 import sys
 from pathlib import Path
 
@@ -138,3 +139,5 @@ def test_verdict_names_every_part_that_alone_explains_the_gain(suite):
     assert verdict == "reproduced" and "beats offset noise alone" in why
     verdict, why = page.attribution(no_gain, off=gain, gap=both_hold_0, tilt=gain, tilt_gap=both_hold_0)
     assert verdict == "not reproduced"
+    assert [page.agreement(d, -1) for d in (gain, no_gain, (2.0, 0.3, 0.9), (-1.0, math.nan, math.nan))] == [
+        ": it agrees", ": it does not resolve the gain at this many seeds", ": it goes the other way", ""]
