@@ -327,7 +327,9 @@ def attribution(d, off, gap, tilt, tilt_gap) -> tuple[str, str]:
         return verdict, (" Combining the two adds nothing significant to either at this many seeds: neither "
                          "paper − offset nor paper − tilt is significantly below 0.")
     if dc:
-        return word(d, -1, "offset noise alone, the DC term"), ""
+        why = (" The paper's spectrum beats its tilt alone but not offset noise alone: the DC term carries the gain, "
+               "and the tilt adds nothing significant to it." if significant(tilt_gap) < 0 else "")
+        return word(d, -1, "offset noise alone, the DC term"), why
     if math.isnan(gap[2]):
         return word(d, -1), ""
     if significant(gap) < 0:

@@ -134,6 +134,8 @@ def test_verdict_names_every_part_that_alone_explains_the_gain(suite):
     verdict, why = page.attribution(gain, off=gain, gap=both_hold_0, tilt=gain, tilt_gap=both_hold_0)
     assert verdict.startswith("reproduced, but each of its parts alone does as well") and "neither" in why
     verdict, why = page.attribution(gain, off=gain, gap=both_hold_0, tilt=no_gain, tilt_gap=beats)
+    assert verdict == "explained by a control (offset noise alone, the DC term)" and "the DC term carries" in why
+    verdict, why = page.attribution(gain, off=gain, gap=both_hold_0, tilt=no_gain, tilt_gap=both_hold_0)
     assert verdict == "explained by a control (offset noise alone, the DC term)" and why == ""
     verdict, why = page.attribution(gain, off=gain, gap=beats, tilt=no_gain, tilt_gap=beats)
     assert verdict == "reproduced" and "beats offset noise alone" in why
