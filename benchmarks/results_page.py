@@ -330,12 +330,14 @@ def attribution(d, off, gap, tilt, tilt_gap) -> tuple[str, str]:
         why = (" The paper's spectrum beats its tilt alone but not offset noise alone: the DC term carries the gain, "
                "and the tilt adds nothing significant to it." if significant(tilt_gap) < 0 else "")
         return word(d, -1, "offset noise alone, the DC term"), why
+    tilt_alone = " Its tilt alone, without the DC term, does as well at this many seeds." if slope else ""
     if math.isnan(gap[2]):
-        return word(d, -1), ""
+        return word(d, -1), tilt_alone
     if significant(gap) < 0:
-        return word(d, -1), " The paper's spectrum beats offset noise alone: the DC term does not explain the whole gain."
+        return word(d, -1), (" The paper's spectrum beats offset noise alone: the DC term does not explain the whole "
+                             "gain." + tilt_alone)
     return word(d, -1), (" Whether the DC term alone explains the gain is unresolved at this many seeds: the interval "
-                         "of paper − offset holds 0.")
+                         "of paper − offset holds 0." + tilt_alone)
 
 
 def verdicts(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]:

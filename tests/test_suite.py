@@ -139,6 +139,8 @@ def test_verdict_names_every_part_that_alone_explains_the_gain(suite):
     assert verdict == "explained by a control (offset noise alone, the DC term)" and why == ""
     verdict, why = page.attribution(gain, off=gain, gap=beats, tilt=no_gain, tilt_gap=beats)
     assert verdict == "reproduced" and "beats offset noise alone" in why
+    verdict, why = page.attribution(gain, off=gain, gap=beats, tilt=gain, tilt_gap=both_hold_0)
+    assert verdict == "reproduced" and "beats offset noise alone" in why and "Its tilt alone" in why
     verdict, why = page.attribution(no_gain, off=gain, gap=both_hold_0, tilt=gain, tilt_gap=both_hold_0)
     assert verdict == "not reproduced"
     assert [page.agreement(d, -1) for d in (gain, no_gain, (2.0, 0.3, 0.9), (-1.0, math.nan, math.nan))] == [
