@@ -211,15 +211,17 @@ def table(result: dict) -> str:
                     f"{r['mixed_precision']} | {m['sagd power_law']:.0f} | {m['sagd isotropic']:.0f} | "
                     f"{m['diffusers loop']:.0f} | {r['ratios']['power_law / isotropic']:.3f} | "
                     f"{r['ratios']['sagd isotropic / diffusers loop']:.3f} |")
-    counts = [f"`{r['model']}` " + " / ".join("-" if n is None else f"{n:g}" for n in r["syncs_per_step"].values())
-              for r in result["models"]]
-    dispatched = [f"`{r['model']}` " + " / ".join("-" if n is None else str(n) for n in r["ops_per_step"].values()) for r in result["models"]]
+
+    def per_variant(key: str) -> str:  # "`model` a / b / c" per backbone, in the variants' order, "-" where not counted
+        return ", ".join(f"`{r['model']}` " + " / ".join("-" if n is None else f"{n:g}" for n in r[key].values())
+                         for r in result["models"])
+
     g = result["guard"]
     rows += ["", f"Operators dispatched per step, views excepted, about the kernels launched (sagd power_law / "
-                 f"sagd isotropic / diffusers loop): "
-                 f"{', '.join(dispatched)}.", "", f"Synchronising CUDA calls per step (sagd power_law / sagd isotropic / diffusers loop): "
-                 f"{', '.join(counts)}. A NaN step (`tiny`, {g['device']}): weights, optimizer state and EMA bit for "
-                 f"bit unchanged: {g['dropped_step_bit_identical']}; reported at the next step: "
+                 f"sagd isotropic / diffusers loop): {per_variant('ops_per_step')}.", "",
+                 f"Synchronising CUDA calls per step (same order): {per_variant('syncs_per_step')}. A NaN step "
+                 f"(`tiny`, {g['device']}): weights, optimizer state and EMA bit for bit unchanged: "
+                 f"{g['dropped_step_bit_identical']}; reported at the next step: "
                  f"{not g['reported_after_step_3'] and len(g['reported_after_step_4']) == 1}."]
     mach = result["machine"]
     rows += ["", f"torch {mach['torch']}, commit {mach['git_commit'][:12]} (`benchmarks/gpu_throughput.py`).", ""]
