@@ -9,7 +9,7 @@
 # Returns $OUT/tp/gpu_throughput.{json,md}, $OUT/suite_<budget>.tar.gz and .log, $OUT/samples_cpu.tar:
 # untar both into the repository, copy the throughput files to benchmarks/results/, then `make results`.
 set -u
-seconds=${1:-580}; tp_seconds=${2:-150}
+seconds=${1:-580}; tp_seconds=${2:-180}
 start=$(date +%s)
 out=${OUT:-/tmp/out}; mkdir -p "$out/tp"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

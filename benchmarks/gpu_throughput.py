@@ -16,7 +16,9 @@ Variants are timed in interleaved rounds (alternating order) after a warm-up, sy
 device around each round; the JSON holds every round and the medians. On CUDA it also counts each
 variant's synchronising calls per step (``torch.cuda.set_sync_debug_mode``: sagd's should be 0),
 counts the operators each step dispatches (views excepted: about the kernels it launches),
-and checks once that a NaN step of ``Trainer.train_step`` leaves the weights, the optimizer's state
+profiles a few steps of each (``torch.profiler``: the kernels launched and the device's busy time
+per step, against the step's wall time: where a loop is slower, whether the GPU or the host sets
+the pace, and which kernels differ), and checks once that a NaN step of ``Trainer.train_step`` leaves the weights, the optimizer's state
 and the EMA bit for bit as they were and is reported at the next step (``guard``).
 
     PYTHONPATH=src python benchmarks/gpu_throughput.py --out DIR [--compile] [--channels-last]
@@ -28,6 +30,7 @@ Writes ``DIR/gpu_throughput.json`` and ``DIR/gpu_throughput.md``.
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import json
 import statistics
@@ -140,6 +143,29 @@ def ops(step) -> int:
     return count.n
 
 
+def device_time(step, n: int, device: torch.device) -> dict | None:
+    """Kernels (and copies) the device runs per call of ``step``, their summed time in ms, and the eight names that
+    take longest (ms per call), from ``torch.profiler`` over ``n`` calls; ``None`` off CUDA. A busy time well
+    below the step's wall time means the host, not the GPU, sets the pace."""
+    if device.type != "cuda":
+        return None
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(n):
+            step()
+        torch.cuda.synchronize(device)
+    us = collections.Counter()
+    launched = 0
+    for e in prof.events():
+        if e.device_type == DeviceType.CUDA:
+            us[e.name[:160]] += e.time_range.elapsed_us()
+            launched += 1
+    return {"kernels_per_step": launched / n, "busy_ms_per_step": sum(us.values()) / 1e3 / n,
+            "top_ms_per_step": {name: t / 1e3 / n for name, t in us.most_common(8)}}
+
+
 def guard(tmp: str) -> dict:
     """A NaN loss at step 3 of a ``tiny`` run with ``skip_nonfinite: 1``: whether the weights, the optimizer's
     state and the EMA stayed bit for bit, whether the host had not heard of it after step 3 and had after step 4."""
@@ -183,6 +209,7 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
     rates = {name: [args.batch_size * args.steps / s for s in secs] for name, secs in seconds.items()}
     # counted after the timing: a dispatch mode around compiled code would make it recompile (None then)
     ops_per_step = {name: None if args.compile else ops(step) for name, step in variants.items()}
+    profiled = {name: device_time(step, 5, device) for name, step in variants.items()}
     median = {name: statistics.median(r) for name, r in rates.items()}
     net = sagd_iso.network
     return {
@@ -190,7 +217,7 @@ def measure(model: str, dataset: str, args, tmp: str) -> dict:
         "input_shape": list(sagd_iso.data.shape), "parameters": sum(p.numel() for p in net.parameters()),
         "mixed_precision": sagd_iso.acc.mixed_precision,
         "images_per_s_median": median, "images_per_s_rounds": rates, "syncs_per_step": syncs_per_step,
-        "ops_per_step": ops_per_step,
+        "ops_per_step": ops_per_step, "device_time": profiled,
         "ratios": {"power_law / isotropic": median["sagd power_law"] / median["sagd isotropic"],
                    "sagd isotropic / diffusers loop": median["sagd isotropic"] / median["diffusers loop"],
                    "sagd power_law / diffusers loop": median["sagd power_law"] / median["diffusers loop"]},
@@ -216,9 +243,19 @@ def table(result: dict) -> str:
         return ", ".join(f"`{r['model']}` " + " / ".join("-" if n is None else f"{n:g}" for n in r[key].values())
                          for r in result["models"])
 
+    def busy(r: dict) -> str:  # "`model` 41.2 ms of 57.3 (72 %) / ..." per backbone, "-" off CUDA
+        cells = []
+        for name, p in r["device_time"].items():
+            wall = 1e3 * a["batch_size"] / r["images_per_s_median"][name]
+            cells.append("-" if p is None else f"{p['busy_ms_per_step']:.1f} ms of {wall:.1f} "
+                                               f"({100 * p['busy_ms_per_step'] / wall:.0f} %), {p['kernels_per_step']:.0f} kernels")
+        return f"`{r['model']}` " + " / ".join(cells)
+
     g = result["guard"]
     rows += ["", f"Operators dispatched per step, views excepted, about the kernels launched (sagd power_law / "
                  f"sagd isotropic / diffusers loop): {per_variant('ops_per_step')}.", "",
+                 "Device busy per step (kernels and copies, `torch.profiler` over 5 steps) of the step's wall time "
+                 "at the median rate (same order): " + "; ".join(busy(r) for r in result["models"]) + ".", "",
                  f"Synchronising CUDA calls per step (same order): {per_variant('syncs_per_step')}. A NaN step "
                  f"(`tiny`, {g['device']}): weights, optimizer state and EMA bit for bit unchanged: "
                  f"{g['dropped_step_bit_identical']}; reported at the next step: "
