@@ -154,9 +154,7 @@ def device_time(step, n: int, device: torch.device) -> dict | None:
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(n):
-            step()
-        torch.cuda.synchronize(device)
+        timed(step, n, device)
     us = collections.Counter()
     launched = 0
     for e in prof.events():
