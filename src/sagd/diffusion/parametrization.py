@@ -45,13 +45,19 @@ def target(proc: VPProcess, prediction: str, x0: torch.Tensor, eps: torch.Tensor
            t: torch.Tensor) -> torch.Tensor:
     """The regression target for white noise ``eps`` and its colored ``n``, shape of ``x0``."""
     check_prediction(prediction)
+    a, s = (proc.expand(c, x0) for c in proc.alpha_sigma(t)) if prediction == "v" else (None, None)
+    return _target(prediction, x0, eps, n, a, s)
+
+
+def _target(prediction: str, x0: torch.Tensor, eps: torch.Tensor, n: torch.Tensor, a: torch.Tensor | None,
+            s: torch.Tensor | None) -> torch.Tensor:
+    """``target`` given ``a = α_t``, ``s = σ_t`` broadcast against ``x0`` (read for ``v`` only)."""
     if prediction == "eps":
         return eps
     if prediction == "colored_eps":
         return n
     if prediction == "x0":
         return x0
-    a, s = (proc.expand(c, x0) for c in proc.alpha_sigma(t))
     return a * n - s * x0
 
 
@@ -104,10 +110,11 @@ def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "
     eps, n = proc.noise_like(x0, generator)
     a, s = (proc.expand(c, x0) for c in proc.alpha_sigma(t))
     x_t = a * x0 + s * n
-    out, tgt = model(x_t, t), target(proc, prediction, x0, eps, n, t)
-    if prediction == "eps" and not proc.cov.full_support:
-        out, tgt = proc.cov.project(out - tgt), torch.zeros_like(tgt)
+    out, tgt = model(x_t, t), _target(prediction, x0, eps, n, a, s)
     out, tgt = (z.to(torch.promote_types(z.dtype, torch.float32)) for z in (out, tgt))  # bf16 → float32
+    if prediction == "eps" and not proc.cov.full_support:  # ‖P(ε̂ - ε)‖²: the error on the support only
+        err = proc.cov.project(out - tgt)
+        return err.square().mean() if reduction == "mean" else err.square().flatten(1).mean(1)
     if reduction == "mean":  # one fused kernel (and one backward), not four: the mean of the per-sample means
         return F.mse_loss(out, tgt)
     return F.mse_loss(out, tgt, reduction="none").flatten(1).mean(1)
