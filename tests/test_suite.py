@@ -145,3 +145,19 @@ def test_verdict_names_every_part_that_alone_explains_the_gain(suite):
     assert verdict == "not reproduced"
     assert [page.agreement(d, -1) for d in (gain, no_gain, (2.0, 0.3, 0.9), (-1.0, math.nan, math.nan))] == [
         ": it agrees", ": it does not resolve the gain at this many seeds", ": it goes the other way", ""]
+
+
+def test_energy_confound_needs_the_paper_arm_to_beat_the_normalised_one(suite):
+    """A normalised arm whose wide interval holds 0 (two seeds) leaves the attribution open; it does not explain."""
+    page = importlib.import_module("results_page")
+    gain, wide, no_gain, beats = (-25.8, 0.4, 5.3), (-29.4, 4.2, 53.8), (-0.2, 0.8, 2.5), (-2.0, 0.3, 0.9)
+    one_seed, holds_0, worse = (-25.1, math.nan, math.nan), (3.6, 4.0, 50.8), (10.4, 0.8, 3.5)
+    verdict, why = page.energy_attribution(gain, fair=wide, fair_gap=holds_0)
+    assert verdict == "reproduced" and "unresolved" in why
+    assert page.energy_attribution(gain, fair=no_gain, fair_gap=beats) == (
+        "explained by a control (the energy confound)",
+        " The energy-normalised mixture does not gain significantly and the paper's mixture beats it: the noise "
+        "energy, not the omission, carries the gain.")
+    assert page.energy_attribution(gain, fair=gain, fair_gap=holds_0) == ("reproduced", "")
+    assert page.energy_attribution(gain, fair=one_seed, fair_gap=one_seed) == ("reproduced", "")
+    assert page.energy_attribution(worse, fair=worse, fair_gap=holds_0) == ("not reproduced: the opposite holds", "")
