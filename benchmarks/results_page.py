@@ -395,7 +395,7 @@ def verdicts(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]
         out.append(f"* **Zeroing the band [{lo_hi['low']}, {lo_hi['high']}] makes the model ignore a corruption "
                    f"confined to it: {verdict}.** Δ FID against the clean test split (paper's mixture − "
                    f"isotropic, both trained on corrupted data) {fmt(*d[:2])}{ci(d)}; energy-normalised "
-                   f"mixture {measured(fair)} (paper − normalised {measured(fair_gap)}); with the band also removed "
+                   f"mixture {measured(fair)}; paper − normalised {measured(fair_gap)}; with the band also removed "
                    f"from training inputs (`project`) {measured(project)}.{why} Band energy of the paper arm's "
                    f"samples / corrupted data {(sum(leak) / len(leak)) if leak else math.nan:.3g}, / clean data "
                    f"{(sum(kept) / len(kept)) if kept else math.nan:.3g}"
