@@ -111,10 +111,9 @@ def loss(model: Callable, proc: VPProcess, x0: torch.Tensor, prediction: str = "
     a, s = (proc.expand(c, x0) for c in proc.alpha_sigma(t))
     x_t = a * x0 + s * n
     out, tgt = model(x_t, t), _target(prediction, x0, eps, n, a, s)
+    if prediction == "eps" and not proc.cov.full_support:
+        out, tgt = proc.cov.project(out - tgt), torch.zeros_like(tgt)
     out, tgt = (z.to(torch.promote_types(z.dtype, torch.float32)) for z in (out, tgt))  # bf16 → float32
-    if prediction == "eps" and not proc.cov.full_support:  # ‖P(ε̂ - ε)‖²: the error on the support only
-        err = proc.cov.project(out - tgt)
-        return err.square().mean() if reduction == "mean" else err.square().flatten(1).mean(1)
     if reduction == "mean":  # one fused kernel (and one backward), not four: the mean of the per-sample means
         return F.mse_loss(out, tgt)
     return F.mse_loss(out, tgt, reduction="none").flatten(1).mean(1)
