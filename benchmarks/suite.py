@@ -1,15 +1,17 @@
 """The experiment suite (issue 12), resumable across sittings.
 
-    python benchmarks/suite.py run --budget smoke|cpu|gpu [--experiments A,B,C] [--jobs N] [--minutes M]
+    python benchmarks/suite.py run --plan mnist|quickdraw|smoke|cpu|gpu [--experiments A,B,C] [--jobs N] [--minutes M]
     python benchmarks/suite.py report       # docs/results.md and its figures, from the committed JSON
-    python benchmarks/suite.py inception --budget B [--arms ...]  # add Inception FID from kept samples
+    python benchmarks/suite.py inception --plan P [--arms ...]  # add Inception FID from kept samples
 
-A run is ``(experiment, arm, seed)`` (``experiments.py``). It trains in
-``runs/suite/<budget>/<experiment>/<arm>/s<seed>/`` (checkpointed, resumed when interrupted) and is
-scored into ``benchmarks/results/suite/<budget>/<experiment>/<arm>__s<seed>.json`` with a sample
-grid beside it and the scored samples (``.samples.npz``, ``uint8``, not committed) for later
-metrics such as ``inception``. A run whose JSON exists is never repeated, so the suite accumulates across
-sittings. ``--jobs`` workers claim runs through lock files; each worker uses one torch thread on
+``--plan`` names a pre-registered plan of ``experiments.PLANS`` (MNIST, Quick, Draw!) or one of the
+Fashion-MNIST budgets that ran before plans existed (``--budget`` is the same option). A run is
+``(experiment, arm, seed)``. It trains in ``runs/suite/<plan>/<experiment>/<arm>/s<seed>/``
+(checkpointed, resumed when interrupted) and is scored into
+``benchmarks/results/suite/<plan>/<experiment>/<arm>__s<seed>.json`` with a sample grid beside it and
+the scored samples (``.samples.npz``, ``uint8``, not committed) for later metrics such as
+``inception``; a plan's runs are scored on Inception-768/2048 at once. A run's JSON is never
+replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings. ``--jobs`` workers claim runs through lock files; each worker uses one torch thread on
 CPUs. ``--minutes`` stops claiming new runs after that long.
 """
 
@@ -31,7 +33,9 @@ from sagd.metrics._arrays import to_uint8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_commit, machine  # noqa: E402
-from experiments import BANDS, BASE_CONFIG, BUDGETS, DATASET, DECISIVE, SHAPE, Budget, arms_a, arms_b, arms_c  # noqa: E402
+from protocol import machine_class  # noqa: E402
+from experiments import (BANDS, BASE_CONFIG, BUDGETS, DATASET, DECISIVE, PLANS, SHAPE, Budget, arms_a,  # noqa: E402
+                         arms_b, arms_c)
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT = git_commit()  # the code a worker runs is the code it imported, whatever HEAD is when it finishes
@@ -45,10 +49,22 @@ SAMPLE_BATCH = {"cpu": 50, "cuda": 500}
 
 
 # ---------------------------------------------------------------------------- the plan
+def settings(name: str) -> Budget:
+    """The budget (network, steps, samples) of a plan or of a Fashion-MNIST budget."""
+    return BUDGETS[PLANS[name].budget] if name in PLANS else BUDGETS[name]
+
+
+def dataset_of(name: str) -> str:
+    return PLANS[name].dataset if name in PLANS else DATASET
+
+
 def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
-    """Pending and finished runs ``(experiment, arm, seed)`` in the order they should run: every
-    arm of seed 0 first, so a stopped suite leaves balanced, paired results; then C (once A has
-    every seed); then the budget's extra seeds of A's decisive arms and its extra bands of B."""
+    """Pending and finished runs ``(experiment, arm, seed)`` in the order they should run. A
+    pre-registered plan: its runs, seed by seed. A Fashion-MNIST budget: every arm of seed 0 first,
+    so a stopped suite leaves balanced, paired results; then C (once A has every seed); then the
+    budget's extra seeds of A's decisive arms and its extra bands of B."""
+    if budget in PLANS:
+        return [r for r in PLANS[budget].runs() if r[0] in experiments]
     b = BUDGETS[budget]
     runs = []
     for seed in b.seeds:
@@ -113,7 +129,7 @@ def trained_model(budget_name: str, arm_name: str, seed: int) -> tuple[Path, boo
     from sagd import checkpoint
     from sagd.train import train
 
-    budget = BUDGETS[budget_name]
+    budget = settings(budget_name)
     model_dir = run_dir(budget_name, "A", arm_name, seed)
     done = checkpoint.list_checkpoints(model_dir)
     if done and checkpoint.step_of(done[-1]) >= budget.steps:
@@ -123,7 +139,7 @@ def trained_model(budget_name: str, arm_name: str, seed: int) -> tuple[Path, boo
         raise ModelBusy(model_dir)
     try:
         arm = next(a for a in arms_a() if a.name == arm_name)
-        train(train_config(budget, arm, seed, model_dir), resume=bool(done))
+        train(train_config(budget_name, arm, seed, model_dir), resume=bool(done))
     finally:
         model_dir.with_suffix(".lock").unlink(missing_ok=True)
     return model_dir, True
@@ -134,12 +150,17 @@ def same_machine(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in ("platform", "processor", "cpu_count", "cuda_device"))
 
 
-def train_config(budget: Budget, arm, seed: int, out: Path):
+def train_config(name: str, arm, seed: int, out: Path):
+    """A run's ``TrainConfig``: the budget's settings, the arm's overrides; a plan's runs train on its data set
+    and probe the learning order at geometric steps (25, 50, ..., 800, and the last)."""
     from sagd.config import Corruption, TrainConfig
 
-    cfg = dict(BASE_CONFIG, model=budget.model, steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
+    budget = settings(name)
+    cfg = dict(BASE_CONFIG, dataset=dataset_of(name), model=budget.model, steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
                warmup=budget.warmup, probe_every=budget.probe_every, checkpoint_every=budget.checkpoint_every,
                seed=seed, out=str(out))
+    if name in PLANS:
+        cfg.update(probe_every=25, probe_spacing="geometric")
     cfg.update(arm.config)
     if "corrupt" in cfg:
         cfg["corrupt"] = Corruption(**cfg["corrupt"])
@@ -153,15 +174,16 @@ def crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class Scorer:
-    """Scores samples against the clean Fashion-MNIST test split (in-domain classifier features)."""
+    """Scores samples against the clean test split of ``dataset`` (in-domain classifier features)."""
 
-    def __init__(self, device):
+    def __init__(self, device, dataset: str = DATASET):
         from sagd.data import load_dataset
         from sagd.metrics import cache_dir, extractor_for, reference_stats
 
-        self.test = load_dataset(DATASET, "test").images
-        self.extractor = extractor_for(None, DATASET, tuple(self.test.shape[1:]), device=device)
-        self.ref = reference_stats(self.extractor, self.test, f"{DATASET}/test", cache_dir() / "reference")
+        self.dataset = dataset
+        self.test = load_dataset(dataset, "test").images
+        self.extractor = extractor_for(None, dataset, tuple(self.test.shape[1:]), device=device)
+        self.ref = reference_stats(self.extractor, self.test, f"{dataset}/test", cache_dir() / "reference")
 
     def __call__(self, samples: torch.Tensor, n_real: int) -> dict:
         """FID against the whole test split (cached statistics); KID, precision/recall and the
@@ -183,6 +205,41 @@ class Scorer:
         return frechet_distance(*feature_stats(features), self.ref.mu, self.ref.cov)
 
 
+TAPS = ("768", "2048")  # the paper's tap for 28–32 px data first; 2048 is rank-deficient below 2048 samples
+
+
+def inception_reference_locked(scorer: Scorer) -> dict:
+    """The Inception statistics of ``scorer``'s test split (both ``TAPS``), computed by one worker while
+    the others wait (the cache then serves them)."""
+    from sagd.metrics import InceptionV3, inception_reference
+
+    if getattr(scorer, "inception", None) is None:
+        lock = RUNS / f"inception-reference-{scorer.dataset}"
+        while not claim(lock):
+            time.sleep(20)
+        try:
+            network = InceptionV3()
+            scorer.inception = network, inception_reference(scorer.test, f"{scorer.dataset}/test", TAPS, network)
+        finally:
+            lock.with_suffix(".lock").unlink(missing_ok=True)
+    return scorer.inception
+
+
+def inception_scores(samples: torch.Tensor, scorer: Scorer) -> dict:
+    """Inception FID at both ``TAPS`` and KID at 768 of ``samples`` (cropped to the data's size), against the
+    whole test split, as ``suite.py inception`` writes them."""
+    from sagd.metrics import feature_stats, frechet_distance, kid
+
+    network, reference = inception_reference_locked(scorer)
+    started = time.time()
+    images = to_uint8(crop(samples, scorer.test.shape[-1])).float() / 127.5 - 1  # as kept samples are read back
+    features = network(images, TAPS)
+    scores = {"inception_fid": {t: frechet_distance(*feature_stats(features[t]), reference[t].mu, reference[t].cov)
+                                for t in TAPS}}
+    k = kid(features["768"], reference["768"].features, generator=torch.Generator().manual_seed(0))
+    return {**scores, "inception_kid_768": {"mean": k.mean, "se": k.se}, "inception_seconds": round(time.time() - started, 1)}
+
+
 def floors_path(budget: str, band: str) -> Path:
     return SUITE / budget / "floors" / f"{band}.json"
 
@@ -194,11 +251,12 @@ def band_floors(budget_name: str, scorer: Scorer) -> None:
     from sagd import spectral
     from sagd.data import load_dataset
 
-    budget = BUDGETS[budget_name]
-    todo = [band for band in budget.bands + budget.more_bands if not floors_path(budget_name, band).exists()]
+    budget = settings(budget_name)
+    bands = PLANS[budget_name].bands if budget_name in PLANS else budget.bands + budget.more_bands
+    todo = [band for band in bands if not floors_path(budget_name, band).exists()]
     if not todo:
         return
-    train = load_dataset(DATASET, "train", pad_to=SHAPE[-1]).images
+    train = load_dataset(scorer.dataset, "train", pad_to=SHAPE[-1]).images
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:budget.samples]]
     fid_real = scorer.fid(real)
     for band in todo:
@@ -220,11 +278,11 @@ def band_energy(samples: torch.Tensor, low: float, high: float) -> float:
     return band.project(samples.double()).pow(2).sum((1, 2, 3)).mean().item()
 
 
-def leak(samples: torch.Tensor, low: float, high: float) -> dict:
+def leak(samples: torch.Tensor, low: float, high: float, dataset: str) -> dict:
     """Energy of ``samples`` in the corrupted band relative to clean and to corrupted training data."""
     from sagd.data import corrupt_band, load_dataset
 
-    clean = load_dataset(DATASET, "train", pad_to=SHAPE[-1]).images[:2000]
+    clean = load_dataset(dataset, "train", pad_to=SHAPE[-1]).images[:2000]
     dirty = corrupt_band(clean, low, high, 1.0, generator=torch.Generator().manual_seed(0))
     e, e_clean, e_dirty = (band_energy(x, low, high) for x in (samples, clean, dirty))
     return {"band_energy": e, "band_energy_clean": e_clean, "band_energy_corrupted": e_dirty,
@@ -245,7 +303,7 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     from sagd.run import load_run
     from sagd.train import save_grid, train
 
-    budget = BUDGETS[budget_name]
+    budget = settings(budget_name)
     started = time.time()
     method, steps = budget.sampler
     if experiment == "C":
@@ -255,7 +313,7 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
         train_seconds = time.time() - started
     else:
         model_dir = run_dir(budget_name, experiment, arm.name, seed)
-        cfg = train_config(budget, arm, seed, model_dir)
+        cfg = train_config(budget_name, arm, seed, model_dir)
         resumed, trained_here = bool(checkpoint.list_checkpoints(model_dir)), True
         train(cfg, resume=resumed)
         train_seconds = time.time() - started
@@ -272,7 +330,9 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
         record["nfe_budget"] = arm.config["nfe"]
     record.update(scorer(samples, n))
     if cfg.corrupt is not None:
-        record.update(leak(samples, cfg.corrupt.low, cfg.corrupt.high))
+        record.update(leak(samples, cfg.corrupt.low, cfg.corrupt.high, scorer.dataset))
+    if budget_name in PLANS:
+        record.update(inception_scores(samples, scorer))
     logs, probes = metrics_log(model_dir)
     rates = sorted(r["images_per_s"] for r in logs if "images_per_s" in r)
     record.update({"steps": state["step"], "images_seen": state["step"] * cfg.batch_size * cfg.grad_accum,
@@ -282,6 +342,8 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
                    "model_trained_here": trained_here,
                    "sample_seconds": round(sample_seconds, 1), "wall_seconds": round(time.time() - started, 1),
                    "probe": probes if experiment != "C" else None, "machine": {**machine(), "git_commit": COMMIT}})
+    record["plan"] = budget_name if budget_name in PLANS else None
+    record["machine_class"] = machine_class(record)
     out = result_path(budget_name, experiment, arm.name, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(samples[:64], out.with_suffix(".png"))
@@ -310,7 +372,8 @@ def add_inception(args) -> None:
             continue
         try:
             if reference is None:
-                reference = inception_reference(load_dataset(DATASET, "test").images, f"{DATASET}/test", taps, network)
+                data = dataset_of(args.budget)
+                reference = inception_reference(load_dataset(data, "test").images, f"{data}/test", taps, network)
             samples = torch.from_numpy(np.load(samples_path(path))["images"]).float() / 127.5 - 1
             started = time.time()
             features = network(samples, taps)
@@ -364,7 +427,7 @@ def worker(args) -> None:
             if out.exists() or not claim(out):
                 continue
             try:
-                scorer = scorer or Scorer(device)
+                scorer = scorer or Scorer(device, dataset_of(args.budget))
                 r = execute(args.budget, experiment, arm, seed, scorer, device)
                 print(f"[suite] {experiment} {arm.name} s{seed}: FID {r['fid']:.2f} ({r['wall_seconds']:.0f} s)",
                       flush=True)
@@ -381,7 +444,9 @@ def run(args) -> None:
     todo = [r for r in plan(args.budget, args.experiments) if not result_path(args.budget, r[0], r[1].name, r[2]).exists()]
     print(f"[suite] {args.budget}: {len(todo)} runs to do in {args.experiments}", flush=True)
     # the reference statistics once, before workers race to compute them; B's floors (seconds)
-    scorer = Scorer("cpu")
+    if args.budget in PLANS and torch.cuda.is_available():
+        raise SystemExit(f"--plan {args.budget}: a {PLANS[args.budget].precision} CPU plan; GPU runs are a plan of their own")
+    scorer = Scorer("cpu", dataset_of(args.budget))
     if "B" in args.experiments:
         band_floors(args.budget, scorer)
     if not todo:
@@ -406,7 +471,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     for name in ("run", "worker"):
         q = sub.add_parser(name)
-        q.add_argument("--budget", choices=sorted(BUDGETS), required=True)
+        q.add_argument("--plan", "--budget", dest="budget", choices=sorted({*PLANS, *BUDGETS}), required=True)
         q.add_argument("--experiments", default="ABC", help="letters of the experiments to run, e.g. AB")
         if name == "run":
             q.add_argument("--jobs", type=int, default=1, help="parallel workers (one torch thread each on CPUs)")
@@ -415,7 +480,7 @@ def main() -> None:
             q.add_argument("--deadline", type=float, default=0)
     sub.add_parser("report")
     q = sub.add_parser("inception", help="add Inception FID to finished runs whose samples were kept")
-    q.add_argument("--budget", choices=sorted(BUDGETS), required=True)
+    q.add_argument("--plan", "--budget", dest="budget", choices=sorted({*PLANS, *BUDGETS}), required=True)
     q.add_argument("--arms", nargs="*", help="only these arms (default every arm)")
     args = p.parse_args()
     if args.command == "inception":

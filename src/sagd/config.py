@@ -24,6 +24,8 @@ from .models import check_model
 from .spectral import parse_spec
 from .spectral.grid import UNITS
 
+PROBE_SPACINGS = ("linear", "geometric")
+
 LOADINGS = ("auto", "memory", "stream")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
@@ -89,6 +91,7 @@ class TrainConfig:
     sample_steps: int = 50
     sample_clip: float | None = 1.0  # clamp D to [-sample_clip, sample_clip] while sampling; null: no clamp
     probe_every: int = 250  # learning order: band-split denoising error of the EMA model; 0: off
+    probe_spacing: str = "linear"  # linear: every probe_every steps; geometric: at probe_every × 1, 2, 4, 8, ...
     probe_n: int = 64  # held-out images in the probe batch
 
     def validate(self) -> "TrainConfig":
@@ -112,6 +115,7 @@ class TrainConfig:
             ("mixed_precision", MIXED_PRECISION),
             ("data_loading", LOADINGS),
             ("sample_method", tuple(METHODS)),
+            ("probe_spacing", PROBE_SPACINGS),
         ):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}: must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")

@@ -286,6 +286,14 @@ class Trainer:
         self.append(record)
         self.acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
+    def probe_due(self) -> bool:
+        """Whether this step is a learning-order probe's: every ``probe_every`` steps, or (``geometric``) at
+        ``probe_every`` times a power of two."""
+        every, step = self.cfg.probe_every, self.step
+        if step % every:
+            return False
+        return self.cfg.probe_spacing == "linear" or (step // every) & (step // every - 1) == 0
+
     def log_probe(self) -> None:
         """Log the EMA network's band-split denoising error (``learning_order.Probe``; main process)."""
         ema = self.ema.module
@@ -332,7 +340,7 @@ class Trainer:
         while self.step < cfg.steps and not self.out_of_time():
             window.add(self.train_step(), self.found_inf)
             bar.update(self.step)
-            if probing and self.step % cfg.probe_every == 0:
+            if probing and self.probe_due():
                 with window.paused():
                     self.log_probe()
             if self.step % cfg.log_every == 0:
@@ -349,7 +357,7 @@ class Trainer:
         self.guard.settle()  # a dropped last step is reported (or stops the run) before the run ends
         if window.steps:
             self.log_window(window, bar)
-        if probing and self.step % cfg.probe_every:
+        if probing and not self.probe_due():  # the final network is always probed
             self.log_probe()
         bar.close()
         if saved != self.step:

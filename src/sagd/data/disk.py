@@ -1,4 +1,4 @@
-"""Data sets read from the user's disk in their standard layouts: Fashion-MNIST, MNIST, CIFAR-10.
+"""Data sets read from the user's disk in their standard layouts: Fashion-MNIST, MNIST (IDX), CIFAR-10.
 
 Folder layouts recognised under ``root`` and ``$SAGD_DATA``: the IDX or batch files themselves,
 torchvision's (``FashionMNIST/raw``, ``MNIST/raw``, ``cifar-10-batches-py``) and lower-case
@@ -44,11 +44,12 @@ def fashion_mnist(split: str, root: str | None = None) -> ImageData:
     return _labelled(*_idx_pair("fashion_mnist", split, dirs, how), hflip=True)
 
 
-def mnist(split: str, root: str | None = None) -> ImageData:
-    """MNIST: ``(60000 | 10000, 1, 28, 28)``, 10 classes; no flips (digits)."""
+def mnist_idx(split: str, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's IDX files where the user keeps them: images ``uint8 (60000 | 10000, 28, 28)`` and labels
+    (``packaged.mnist`` falls back to the registry package)."""
     dirs = search_dirs(root, ("MNIST/raw", "mnist"))
     how = f"Set ${ENV_VAR} (or --data-root) to a folder holding the IDX files or a torchvision-style MNIST/raw folder."
-    return _labelled(*_idx_pair("mnist", split, dirs, how), hflip=False)
+    return _idx_pair("mnist", split, dirs, how)
 
 
 def cifar10(split: str, root: str | None = None) -> ImageData:

@@ -48,10 +48,15 @@ class _ArrayUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not a numpy array") from None
 
 
+def read_pickled_arrays(file, encoding: str = "bytes"):
+    """A pickle of plain containers and numpy arrays from an open binary ``file``; anything else is refused."""
+    return _ArrayUnpickler(file, encoding=encoding).load()
+
+
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: images uint8 ``(n, 3, 32, 32)`` and labels int64 ``(n,)``."""
     with open(path, "rb") as f:
-        batch = _ArrayUnpickler(f, encoding="bytes").load()
+        batch = read_pickled_arrays(f)
     try:
         data, labels = np.asarray(batch[b"data"], np.uint8), np.asarray(batch[b"labels"], np.int64)
     except (KeyError, TypeError):

