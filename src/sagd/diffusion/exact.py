@@ -96,13 +96,17 @@ class _AffineDenoiser:
         return out
 
 
-def _run(data: GaussianData, proc: VPProcess, method: str, steps: int, t_grid, eta: float, eps_error: float,
-         draws: int):
-    """Row-stacked output ``(2 + draws, C, *spatial)``, denoiser calls, and the injected draws counted."""
-    impulse = torch.zeros(proc.shape, dtype=torch.float64)
-    impulse[(slice(None),) + (0,) * (impulse.dim() - 1)] = math.sqrt(math.prod(proc.shape[1:]))  # F impulse = 1
-    state = torch.zeros((2 + draws, *proc.shape), dtype=torch.float64)
-    state[1] = proc.sigma(torch.tensor(1.0, dtype=torch.float64)).item() * proc.cov.sqrt(impulse)
+def _run(shape: tuple[int, ...], start, make_denoiser, run_sampler, draws: int):
+    """Row-stacked output ``(2 + draws, C, *spatial)``, denoiser calls, and the injected draws counted.
+
+    ``start(state, impulse)`` writes the prior's mean into row 0 and its response to a white ``impulse``
+    (``F impulse = 1``) into row 1; ``make_denoiser(noise)`` gives the affine denoiser (with a ``calls``
+    counter); ``run_sampler(denoiser, state, noise)`` runs the sampler from ``x_T = state``.
+    """
+    impulse = torch.zeros(shape, dtype=torch.float64)
+    impulse[(slice(None),) + (0,) * (impulse.dim() - 1)] = math.sqrt(math.prod(shape[1:]))  # F impulse = 1
+    state = torch.zeros((2 + draws, *shape), dtype=torch.float64)
+    start(state, impulse)
     count = 0
 
     def noise(like):
@@ -113,10 +117,19 @@ def _run(data: GaussianData, proc: VPProcess, method: str, steps: int, t_grid, e
         count += 1
         return z
 
-    denoiser = _AffineDenoiser(data, proc, eps_error, noise)
-    out = sample(denoiser, proc, len(state), method=method, steps=steps, eta=eta, x_T=state, t_grid=t_grid,
-                 noise=noise)
+    denoiser = make_denoiser(noise)
+    out = run_sampler(denoiser, state, noise)
     return out, denoiser.calls, count
+
+
+def law_of(shape: tuple[int, ...], start, make_denoiser, run_sampler) -> SampleLaw:
+    """The law of a sampler run on a linear Gaussian state (``_run``'s arguments): one pass, or two when the
+    sampler injects noise (the first counts the draws)."""
+    out, calls, draws = _run(shape, start, make_denoiser, run_sampler, 0)
+    if draws:
+        out, calls, _ = _run(shape, start, make_denoiser, run_sampler, draws)
+    rows = out[1:]
+    return SampleLaw(out[0], len(rows) * power_spectrum(rows), calls)
 
 
 def sample_law(data: GaussianData, proc: VPProcess, method: str, steps: int = 50, t_grid=None,
@@ -136,11 +149,15 @@ def sample_law(data: GaussianData, proc: VPProcess, method: str, steps: int = 50
         raise ValueError(f"the exact law needs proc.noise='exact', got {proc.noise!r}")
     if data.shape != proc.shape:
         raise ValueError(f"data has shape {data.shape}, the process {proc.shape}")
-    out, calls, draws = _run(data, proc, method, steps, t_grid, eta, eps_error, 0)
-    if draws:
-        out, calls, _ = _run(data, proc, method, steps, t_grid, eta, eps_error, draws)
-    rows = out[1:]
-    return SampleLaw(out[0], len(rows) * power_spectrum(rows), calls)
+
+    def start(state, impulse):
+        state[1] = proc.sigma(torch.tensor(1.0, dtype=torch.float64)).item() * proc.cov.sqrt(impulse)
+
+    def run_sampler(denoiser, state, noise):
+        return sample(denoiser, proc, len(state), method=method, steps=steps, eta=eta, x_T=state, t_grid=t_grid,
+                      noise=noise)
+
+    return law_of(proc.shape, start, lambda noise: _AffineDenoiser(data, proc, eps_error, noise), run_sampler)
 
 
 def _support(proc: VPProcess, support: torch.Tensor | None) -> torch.Tensor:

@@ -210,9 +210,10 @@ METHODS = {
 }
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+def check_method(method: str, methods: dict | None = None) -> str:
+    methods = METHODS if methods is None else methods
+    if method not in methods:
+        raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}")
     return method
 
 
@@ -268,7 +269,15 @@ def sample(
         noise: ``noise(like)`` gives the white noise stochastic samplers inject, shaped like ``like``
             (default: ``torch.randn`` with ``generator``).
     """
-    step_fn, spacing, _ = METHODS[check_method(method)]
+    return drive(METHODS, denoiser, proc, n, method, steps, eta, generator, x_T, return_trajectory, t_grid, device,
+                 dtype, progress, noise)
+
+
+def drive(methods: dict, denoiser, proc, n, method, steps, eta, generator, x_T, return_trajectory, t_grid, device,
+          dtype, progress, noise):
+    """``sample``'s body for any table ``methods`` (``METHODS``, ``frequency_samplers.METHODS``) and any process
+    with ``shape``, ``prior_sample``, ``log_snr``, ``t_from_log_snr`` and ``t_min``."""
+    step_fn, spacing, _ = methods[check_method(method, methods)]
     if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
         raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
     if eta != 0 and method != "ddim":
@@ -291,7 +300,7 @@ def sample(
         if return_trajectory:
             trajectory.append(x_i)
 
-    kwargs = {"eta": 1.0 if method == "ddpm" else eta} if step_fn is ddim else {}
+    kwargs = {"eta": 1.0 if method == "ddpm" else eta} if method in ("ddim", "ddpm") else {}
     x = step_fn(denoiser, proc, x, ts, noise=noise, callback=callback, **kwargs)
     bar.close()
     return (x, trajectory) if return_trajectory else x
