@@ -1,0 +1,73 @@
+"""Parametrisations and Tweedie's formula per frequency for the frequency-diagonal process (docs/method.md §11).
+
+With ``x̂_t = a x̂_0 + s ε̂`` at each frequency (``a = a_t(k)``, ``s = s_t(k)``, ``r = √(a² + s²)``) a network predicts:
+
+* ``eps``  white ``ε``;                    ``D̂ = (x̂_t - s ε̂) / a``
+* ``x0``   ``x_0``;                        ``D̂ = x̂_0``
+* ``v``    ``v̂ = (a ε̂ - s x̂_0) / r``;     ``D̂ = (a x̂_t - r s v̂) / r²``
+
+``v`` is the rotation of ``(x̂_0, ε̂)`` by the angle ``atan(s/a)`` per frequency, scaled to unit gain; where
+``a² + s² = 1`` (isotropic SAGD) it is the usual ``α ε - σ x_0``. SAGD's own ``v`` (``parametrization.py``)
+uses the colored noise ``n = Σ^{1/2} ε`` and a scalar ``σ_t`` instead, a different target when ``Σ ≠ I``.
+Tweedie's formula per frequency: ``∇log p_t(x) = -Fᴴ diag(1/s²) F (x - Fᴴ a F D)`` on the support.
+Shapes: ``x``, ``out`` ``(B, C, *spatial)``; ``t`` ``(B,)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .frequency import FrequencyProcess
+
+PREDICTIONS = ("eps", "x0", "v")
+
+
+def check_prediction(prediction: str) -> str:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return prediction
+
+
+def _coefficients(proc: FrequencyProcess, t: torch.Tensor, like: torch.Tensor):
+    a, s = proc.coefficients(torch.as_tensor(t, dtype=torch.float64).reshape(-1))
+    return a.to(like.device), s.to(like.device)
+
+
+def to_denoised(proc: FrequencyProcess, prediction: str, out: torch.Tensor, x: torch.Tensor,
+                t: torch.Tensor) -> torch.Tensor:
+    """``D(x, t)`` from a network output ``out`` in parametrisation ``prediction``."""
+    check_prediction(prediction)
+    if prediction == "x0":
+        return out
+    a, s = _coefficients(proc, t, x)
+    if prediction == "eps":
+        return proc.multiply(x - proc.multiply(out, s), 1 / a)
+    r2 = a**2 + s**2
+    return proc.multiply(x, a / r2) - proc.multiply(out, s / r2.sqrt())
+
+
+def target(proc: FrequencyProcess, prediction: str, x0: torch.Tensor, eps: torch.Tensor,
+           t: torch.Tensor) -> torch.Tensor:
+    """The regression target for data ``x0`` and white noise ``eps`` at times ``t``, shape of ``x0``."""
+    check_prediction(prediction)
+    if prediction == "eps":
+        return eps
+    if prediction == "x0":
+        return x0
+    a, s = _coefficients(proc, t, x0)
+    r = (a**2 + s**2).sqrt()
+    return proc.multiply(eps, a / r) - proc.multiply(x0, s / r)
+
+
+def score(proc: FrequencyProcess, d: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Tweedie: ``∇log p_t(x) = -Fᴴ diag(1/s²) F (x - Fᴴ a F D)`` from the denoiser's ``D``, 0 off the support."""
+    a, s = _coefficients(proc, t, x)
+    inv = torch.where(s > 0, 1 / s.clamp_min(torch.finfo(torch.float64).tiny) ** 2, 0.0)
+    return -proc.multiply(x - proc.multiply(d, a), inv)
+
+
+def denoised_from_score(proc: FrequencyProcess, grad_log_p: torch.Tensor, x: torch.Tensor,
+                        t: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``score`` on the support: ``D = Fᴴ diag(1/a) F (x + Fᴴ s² F ∇log p_t(x))``."""
+    a, s = _coefficients(proc, t, x)
+    return proc.multiply(x + proc.multiply(grad_log_p, s**2), 1 / a)
