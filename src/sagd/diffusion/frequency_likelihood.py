@@ -14,11 +14,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
 from ..spectral import fourier
 from .frequency import FrequencyProcess
-from .likelihood import EXACT_MAX_DIM
+from .likelihood import EXACT_MAX_DIM, integrate
 
 
 def _denoise_and_trace(denoiser: Callable, x: torch.Tensor, t: torch.Tensor, u: torch.Tensor, z: torch.Tensor | None):
@@ -70,12 +69,7 @@ def nll(denoiser: Callable, proc: FrequencyProcess, x0: torch.Tensor, exact: boo
         div = linear.sum().item() - trace
         return np.concatenate([dx.flatten().double().cpu().numpy(), div.double().cpu().numpy()])
 
-    state0 = np.concatenate([x0.detach().flatten().double().cpu().numpy(), np.zeros(b)])
-    sol = solve_ivp(rhs, (t0, 1.0), state0, method="RK45", rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"PF-ODE integration failed: {sol.message}")
-    end = torch.from_numpy(sol.y[:, -1])
-    x1, integral = end[: b * d].reshape(b, *shape[1:]), end[b * d:]
+    x1, integral = integrate(rhs, x0, t0, rtol, atol)
     resid = fourier.rfft(x1 - mean, proc.ndim)
     weight = torch.ones_like(fourier.half(power))  # each half-grid bin stands for itself and its mirror image
     n = proc.shape[-1]

@@ -45,6 +45,18 @@ def _denoise_and_residual_trace(denoiser: Callable, proc: VPProcess, x: torch.Te
     return out.detach().reshape(k, b, *shape)[0], residual.detach()
 
 
+def integrate(rhs: Callable, x0: torch.Tensor, t0: float, rtol: float, atol: float):
+    """Integrate ``rhs(t, [x, ∫div]) -> [dx/dt, div]`` (flat float64 arrays) from ``(x0, 0)`` at ``t0`` to ``t = 1``
+    (RK45); returns ``x_1`` ``(B, C, *spatial)`` and the integrals ``(B,)``, float64."""
+    b = x0.shape[0]
+    state0 = np.concatenate([x0.detach().flatten().double().cpu().numpy(), np.zeros(b)])
+    sol = solve_ivp(rhs, (t0, 1.0), state0, method="RK45", rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"PF-ODE integration failed: {sol.message}")
+    end = torch.from_numpy(sol.y[:, -1])
+    return end[:-b].reshape(x0.shape), end[-b:]
+
+
 @torch.no_grad()
 def nll(
     denoiser: Callable,
@@ -91,13 +103,7 @@ def nll(
         div = 0.5 * beta * (residual / s2 - r)
         return np.concatenate([dx.flatten().double().cpu().numpy(), div.double().cpu().numpy()])
 
-    state0 = np.concatenate([x0.detach().flatten().double().cpu().numpy(), np.zeros(b)])
-    sol = solve_ivp(rhs, (t0, 1.0), state0, method="RK45", rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"PF-ODE integration failed: {sol.message}")
-    end = torch.from_numpy(sol.y[:, -1])
-    x1 = end[: b * cov.dim].reshape(b, *shape[1:])
-    integral = end[b * cov.dim:]
+    x1, integral = integrate(rhs, x0, t0, rtol, atol)
     s1 = proc.sigma(torch.tensor(1.0, dtype=torch.float64)).item()
     white = cov.inv_sqrt(x1)
     log_prior = -0.5 * (white.pow(2).flatten(1).sum(1) / s1**2 + r * math.log(2 * math.pi * s1**2) + cov.logdet())
