@@ -19,7 +19,7 @@ import torch
 from .. import diffusion
 from ..data import load_dataset
 from ..diffusion.schedules import SCHEDULES
-from ..spectral import from_spec, radial_frequency
+from ..spectral import from_spec, parse_spec, radial_frequency
 from ..spectral.grid import frequency_bin
 from ..metrics import power_spectrum, radial_average
 from ..report import figure, save
@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> None:
                          extent=(-0.5, 0.5, 0.5, -0.5))
     ax[0, 0].set(xlabel="k_x (cycles/pixel)", ylabel="k_y")
     fig.colorbar(im, ax=ax[0, 0], label="log10 w(k)")
-    ax[0, 0].set_title(f"{args.spectrum}\n{shape}, zero frequency centred", fontsize=8)
+    note = ("\npyramid: the recipe's expected spectrum (nearest-upsampled, it is not stationary)"
+            if any(name == "pyramid" for name, _ in parse_spec(args.spectrum)) else "")
+    ax[0, 0].set_title(f"{args.spectrum}\n{shape}, zero frequency centred{note}", fontsize=8)
     r, wr = radial_average(w)
     ax[0, 1].semilogy(r[1:], wr[1:].masked_fill(wr[1:] == 0, float("nan")), "o-", ms=3, label="rings (gaps: w = 0)")
     ax[0, 1].axhline(w.flatten()[0].item(), color="C3", ls=":", label=f"DC w = {w.flatten()[0].item():.3g}")

@@ -4,6 +4,7 @@ from .covariance import SpectralCovariance
 from .grid import radial_frequency
 from .power import band_power, power_spectrum
 from .spec import from_spec, parse_spec
+from .pyramid import pyramid, pyramid_noise
 from .profiles import (
     band_pass,
     band_stop,
@@ -32,6 +33,8 @@ __all__ = [
     "parse_spec",
     "power_law",
     "power_spectrum",
+    "pyramid",
+    "pyramid_noise",
     "radial_frequency",
     "two_band",
 ]

@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from . import profiles
+from .pyramid import pyramid
 from .covariance import SpectralCovariance
 
 _PROFILES = {
@@ -25,6 +26,7 @@ _PROFILES = {
     "offset": profiles.offset,
     "orientation": profiles.orientation,
     "data_matched": profiles.data_matched,
+    "pyramid": pyramid,
 }
 _STRINGS = {"unit"}
 _BOOLS = {"normalize", "per_channel"}
