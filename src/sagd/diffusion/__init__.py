@@ -1,6 +1,7 @@
 """The SAGD diffusion process: schedules, forward process, parametrisations, samplers, likelihood."""
 
 from .exact import GaussianData, sample_law
+from .frequency import FrequencyProcess
 from .grids import optimized_grid
 from .likelihood import bits_per_dim, nll
 from .parametrization import PREDICTIONS, Denoiser, loss, target, to_denoised
@@ -11,6 +12,7 @@ from .schedules import CosineSchedule, LinearSchedule
 __all__ = [
     "CosineSchedule",
     "Denoiser",
+    "FrequencyProcess",
     "GaussianData",
     "LinearSchedule",
     "METHODS",
