@@ -60,3 +60,31 @@ def test_bad_prediction():
     with pytest.raises(ValueError, match="prediction must be one of"):
         fp.to_denoised(fq.blurring(SHAPE), "colored_eps", torch.zeros(1, *SHAPE), torch.zeros(1, *SHAPE),
                        torch.zeros(1))
+
+
+@pytest.mark.parametrize("prediction", fp.PREDICTIONS)
+def test_loss_of_the_optimal_model_is_the_posterior_variance(prediction):
+    """With the exact ``E[target | x_t]`` as the model, the loss is the posterior variance, per frequency
+    ``P s²/(a²P + s²)`` (``x0``), ``a² P/(a²P + s²)`` (``eps``), ``r² P/(a²P + s²)`` (``v``), averaged over frequencies."""
+    proc = fq.blurring(SHAPE)
+    power = power_law_power(SHAPE, -2.0, 0.3)
+    oracle = FrequencyOracle(proc, power)
+    t = 0.4
+    a, s = oracle.coefficients(t)
+    r2 = a**2 + s**2
+
+    def model(x, tb):
+        d = oracle.denoiser(x, tb)
+        if prediction == "x0":
+            return d
+        eps = ifft(fft(x - ifft(a * fft(d))) / s)  # E[ε | x] = (x - A D) / s
+        return eps if prediction == "eps" else ifft((a * fft(eps) - s * fft(d)) / r2.sqrt())
+
+    n = 4000
+    x0 = oracle.sample(n, torch.Generator().manual_seed(0))
+    per = fp.loss(model, proc, x0, prediction, generator=torch.Generator().manual_seed(1),
+                  t=torch.full((n,), t, dtype=torch.float64), reduction="none")
+    want = {"x0": power * s**2, "eps": a**2 * power, "v": r2 * power}[prediction] / (a**2 * power + s**2)
+    z = (per.mean() - want.mean()) / (per.std() / n**0.5)
+    assert abs(z) < 4.5, (per.mean().item(), want.mean().item())
+    assert per.std() > 0

@@ -71,3 +71,25 @@ def denoised_from_score(proc: FrequencyProcess, grad_log_p: torch.Tensor, x: tor
     """The inverse of ``score`` on the support: ``D = Fᴴ diag(1/a) F (x + Fᴴ s² F ∇log p_t(x))``."""
     a, s = _coefficients(proc, t, x)
     return proc.multiply(x + proc.multiply(grad_log_p, s**2), 1 / a)
+
+
+def loss(model, proc: FrequencyProcess, x0: torch.Tensor, prediction: str = "eps",
+         generator: torch.Generator | None = None, t: torch.Tensor | None = None,
+         reduction: str = "mean") -> torch.Tensor:
+    """The denoising objective ``E ‖model(x_t, t) - target‖²`` for a batch ``x0`` ``(B, C, *spatial)``.
+
+    ``t ~ U[t_min, 1]`` per sample unless given (``(B,)``); ``x_t = proc.q_sample(x0, t, ε)``. For ``eps`` the
+    error is projected onto the support (off it ε never reaches ``x_t``). ``reduction="none"`` gives ``(B,)``.
+    """
+    check_prediction(prediction)
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if t is None:
+        t = proc.t_min + (1 - proc.t_min) * torch.rand(x0.shape[0], generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = proc.q_sample(x0, t, eps)
+    error = model(x_t, t) - target(proc, prediction, x0, eps, t)
+    if prediction == "eps" and not proc.full_support:
+        error = proc.multiply(error, proc.support.to(torch.float64))
+    per_sample = error.pow(2).flatten(1).mean(1)
+    return per_sample.mean() if reduction == "mean" else per_sample
