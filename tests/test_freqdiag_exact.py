@@ -7,6 +7,7 @@ import torch
 
 from freqdiag_oracles import FrequencyOracle
 from oracles import power_law_power, spectrum
+from test_exact import mean_pattern, self_conjugate
 from sagd import diffusion, spectral
 from sagd.diffusion import exact
 from sagd.diffusion import frequency as fq
@@ -15,17 +16,6 @@ from sagd.diffusion import frequency_samplers as fs
 
 SHAPE = (1, 8, 8)
 POWER = power_law_power(SHAPE, -2.0, scale=0.3)
-
-
-def mean_pattern():
-    h = torch.arange(SHAPE[1], dtype=torch.float64)
-    return 0.3 * torch.cos(2 * torch.pi * h / SHAPE[1]).view(1, -1, 1).expand(SHAPE).clone()
-
-
-def self_conjugate():
-    k = torch.arange(SHAPE[1])
-    on = (2 * k) % SHAPE[1] == 0
-    return (on.view(-1, 1) & on.view(1, -1)).unsqueeze(0)
 
 
 DATA = exact.GaussianData(POWER, mean_pattern())

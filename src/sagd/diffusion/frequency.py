@@ -27,7 +27,7 @@ import torch
 from ..spectral import SpectralCovariance
 from ..spectral import fourier
 from ..spectral.grid import check_shape, negate_frequencies
-from .process import VPProcess
+from .process import VPProcess, draw_device
 from .schedules import get_schedule
 
 LogCoefficients = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -207,10 +207,7 @@ class FrequencyProcess:
     def prior_sample(self, n: int, generator: torch.Generator | None = None, device=None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``n`` draws of the prior, shape ``(n, C, *spatial)``."""
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
+        device = draw_device(n, generator, device)
         mean, power = self.prior()
         z = torch.randn((int(n), *self._shape), generator=generator, device=device, dtype=dtype)
         return mean.to(device=device, dtype=dtype) + self.multiply(z, power.sqrt())

@@ -17,7 +17,7 @@ import torch
 
 from ..spectral import fourier
 from .frequency import FrequencyProcess
-from .likelihood import EXACT_MAX_DIM, integrate
+from .likelihood import EXACT_MAX_DIM, check_arguments, integrate
 
 
 def _denoise_and_trace(denoiser: Callable, x: torch.Tensor, t: torch.Tensor, u: torch.Tensor, z: torch.Tensor | None):
@@ -41,12 +41,7 @@ def nll(denoiser: Callable, proc: FrequencyProcess, x0: torch.Tensor, exact: boo
     needs full support and a prior of positive power (``proc.prior()``)."""
     if not isinstance(proc, FrequencyProcess):
         raise ValueError(f"proc must be a FrequencyProcess, got {type(proc).__name__}")
-    if tuple(x0.shape[1:]) != proc.shape:
-        raise ValueError(f"x0 must have shape (B, *{proc.shape}), got {tuple(x0.shape)}")
-    if not 0 < t0 < 1:
-        raise ValueError(f"t0 must be in (0, 1), got {t0}")
-    if int(probes) < 1:
-        raise ValueError(f"probes must be >= 1, got {probes}")
+    check_arguments(proc, x0, t0, probes)
     mean, power = proc.prior()
     if not proc.full_support or not (power > 0).all():
         raise ValueError("nll of a FrequencyProcess needs s_t(k) > 0 and a prior of positive power at every frequency")

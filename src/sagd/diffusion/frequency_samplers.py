@@ -24,6 +24,7 @@ import torch
 
 from ..spectral import fourier
 from .frequency import FrequencyProcess
+from . import samplers
 from .samplers import Noise, drive
 
 INF = math.inf
@@ -147,14 +148,10 @@ def dpmpp(denoiser, proc: FrequencyProcess, x, ts, order: int = 2, eta: float = 
     return x
 
 
-# method -> (sampler, default grid spacing, NFE per step but the last); "ddpm" is DDIM with η = 1.
-METHODS = {
-    "ddpm": (ddim, "uniform", 1),
-    "ddim": (ddim, "logsnr", 1),
-    "dpmpp_2m": (partial(dpmpp, order=2), "logsnr", 1),
-    "dpmpp_3m": (partial(dpmpp, order=3), "logsnr", 1),
-    "dpmpp_2m_sde": (partial(dpmpp, order=2, eta=1.0), "logsnr", 1),
-}
+# The samplers of samplers.METHODS that have a per-frequency form, with the same grid spacing and NFE per step.
+_STEPS = {"ddpm": ddim, "ddim": ddim, "dpmpp_2m": partial(dpmpp, order=2), "dpmpp_3m": partial(dpmpp, order=3),
+          "dpmpp_2m_sde": partial(dpmpp, order=2, eta=1.0)}
+METHODS = {name: (step, *samplers.METHODS[name][1:]) for name, step in _STEPS.items()}
 
 
 @torch.no_grad()

@@ -45,6 +45,16 @@ def _denoise_and_residual_trace(denoiser: Callable, proc: VPProcess, x: torch.Te
     return out.detach().reshape(k, b, *shape)[0], residual.detach()
 
 
+def check_arguments(proc, x0: torch.Tensor, t0: float, probes: int) -> None:
+    """What both likelihoods check: ``x0`` ``(B, *proc.shape)``, ``0 < t0 < 1``, ``probes >= 1``."""
+    if tuple(x0.shape[1:]) != proc.shape:
+        raise ValueError(f"x0 must have shape (B, *{proc.shape}), got {tuple(x0.shape)}")
+    if not 0 < t0 < 1:
+        raise ValueError(f"t0 must be in (0, 1), got {t0}")
+    if int(probes) < 1:
+        raise ValueError(f"probes must be >= 1, got {probes}")
+
+
 def integrate(rhs: Callable, x0: torch.Tensor, t0: float, rtol: float, atol: float):
     """Integrate ``rhs(t, [x, ∫div]) -> [dx/dt, div]`` (flat float64 arrays) from ``(x0, 0)`` at ``t0`` to ``t = 1``
     (RK45); returns ``x_1`` ``(B, C, *spatial)`` and the integrals ``(B,)``, float64."""
@@ -76,12 +86,7 @@ def nll(
         probes: Hutchinson probes otherwise (Rademacher, projected on the support, fixed per call).
         t0: start of the integration (the density at ``t0`` stands for the data density).
     """
-    if tuple(x0.shape[1:]) != proc.shape:
-        raise ValueError(f"x0 must have shape (B, *{proc.shape}), got {tuple(x0.shape)}")
-    if not 0 < t0 < 1:
-        raise ValueError(f"t0 must be in (0, 1), got {t0}")
-    if int(probes) < 1:
-        raise ValueError(f"probes must be >= 1, got {probes}")
+    check_arguments(proc, x0, t0, probes)
     cov, shape, b = proc.cov, x0.shape, x0.shape[0]
     r = cov.rank
     if exact is None:

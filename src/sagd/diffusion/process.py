@@ -13,6 +13,15 @@ PER_DRAW_MAX_SPREAD = 1e15
 on 64×64 power laws: 2e-3 at a spread of 2e13, 0.1–0.3 at 1e17, > 1 at 5e19), so larger spreads are refused."""
 
 
+def draw_device(n: int, generator: torch.Generator | None, device):
+    """Check a number of draws ``n >= 1``; the device to draw on (the generator's by default, else the CPU)."""
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if device is None:
+        device = generator.device if generator is not None else "cpu"
+    return device
+
+
 class VPProcess:
     """Variance-preserving diffusion with spectral covariance ``Σ``, continuous ``t ∈ [0, 1]``.
 
@@ -103,10 +112,7 @@ class VPProcess:
     def prior_sample(self, n: int, generator: torch.Generator | None = None, device=None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``x_1 ~ N(0, σ_1² Σ)``, shape ``(n, C, *spatial)`` (per-draw normalised in that mode)."""
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
+        device = draw_device(n, generator, device)
         z = torch.empty((int(n), *self.shape), device=device, dtype=dtype)
         return self.sigma(torch.tensor(1.0, dtype=torch.float64)).item() * self.noise_like(z, generator)[1]
 
