@@ -41,11 +41,13 @@ def machine() -> dict:
     return info
 
 
-def write_table(name: str, title: str, rows: list[str], result: dict) -> None:
+def write_table(name: str, title: str, rows: list[str], result: dict, script: str | None = None) -> None:
+    """``results/<name>.md``: ``title``, ``rows`` and where they were measured (by ``benchmarks/<script>.py``,
+    default ``name`` less a ``_cuda`` suffix)."""
     m = result["machine"]
     where = m["cuda_device"] or f"{m['processor']}, {m['cpu_count']} CPUs"
     text = [f"### {title}", "", *rows, "",
             f"Measured on {where}, torch {m['torch']}, commit {m['git_commit'][:12]} "
-            f"(`benchmarks/{name.split('_cuda')[0]}.py`).", ""]
+            f"(`benchmarks/{script or name.split('_cuda')[0]}.py`).", ""]
     (RESULTS / f"{name}.md").write_text("\n".join(text))
     print("\n".join(text))

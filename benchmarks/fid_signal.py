@@ -1,18 +1,21 @@
 """Is the in-domain FID a useful signal? FID and KID of degraded data and of model samples.
 
-Every set is scored against the Fashion-MNIST test split (10k) in the feature space of the
-classifier shipped with sagd (``sagd/assets/classifier-fashion_mnist.safetensors``):
+Every set is scored against the test split of ``--dataset`` (Fashion-MNIST by default; MNIST and
+Quick, Draw! too) in the feature space of the classifier shipped with sagd for it
+(``sagd/assets/classifier-<dataset>.safetensors``):
 
 * the train split (60k), and 2000 train images (the floor of a 2000-sample FID);
 * the test split blurred (Gaussian, σ = 0.5, 1, 1.5, 2 px) and noised (additive Gaussian noise of
   std 0.05, 0.1, 0.2, 0.4 on the [-1, 1] scale, clamped to [-1, 1]): both should grow monotonically;
-* 2000 samples (DPM-Solver++ 25 steps) of the ``tiny`` UNet after few and after many training steps.
+* 2000 samples (DPM-Solver++ 25 steps) of the ``tiny`` UNet after few and after many training steps
+  (``--steps``; none: the data rows only).
 
 The two runs are trained here with the project's ``Trainer`` (isotropic noise, batch 64) into
 ``--runs`` (the longer one resumes a copy of the shorter one, bit-for-bit the same as training it
-from scratch); runs already trained that far are reused. Writes ``benchmarks/results/fid_signal.{json,md}``.
+from scratch); runs already trained that far are reused. Writes ``benchmarks/results/fid_signal.{json,md}``
+(``fid_signal_<dataset>`` for other data sets).
 
-    OMP_NUM_THREADS=1 python benchmarks/fid_signal.py [--steps 300 3000] [--samples 2000]
+    OMP_NUM_THREADS=1 python benchmarks/fid_signal.py [--dataset mnist] [--steps 300 3000] [--samples 2000]
 """
 
 from __future__ import annotations
@@ -34,13 +37,12 @@ from sagd.metrics import cache_dir, extractor_for, feature_stats, frechet_distan
 from sagd.run import load_run
 from sagd.train import train
 
-DATASET = "fashion_mnist"
-RUN = dict(dataset=DATASET, model="tiny", spectrum="isotropic", batch_size=64, lr=1e-3, warmup=100,
+RUN = dict(model="tiny", spectrum="isotropic", batch_size=64, lr=1e-3, warmup=100,
            ema_decay=0.999, log_every=50, sample_every=10**9, checkpoint_every=500, keep_checkpoints=1, seed=0)
 METHOD, METHOD_STEPS = "dpmpp_2m", 25
 
 
-def trained_run(root: Path, steps: int, previous: Path | None) -> Path:
+def trained_run(root: Path, steps: int, previous: Path | None, dataset: str) -> Path:
     """The run ``root/steps_<steps>``, trained now unless its newest checkpoint is already at ``steps``.
 
     A new run starts as a copy of ``previous`` (fewer steps of the same config) and resumes it.
@@ -48,7 +50,7 @@ def trained_run(root: Path, steps: int, previous: Path | None) -> Path:
     out = root / f"steps_{steps}"
     if not checkpoint.list_checkpoints(out):
         if previous is None:
-            return train(TrainConfig.from_dict({**RUN, "out": str(out), "steps": steps}))
+            return train(TrainConfig.from_dict({**RUN, "dataset": dataset, "out": str(out), "steps": steps}))
         shutil.copytree(previous, out, dirs_exist_ok=True)
     if checkpoint.load_state(checkpoint.latest(out))["step"] >= steps:
         return out
@@ -57,17 +59,19 @@ def trained_run(root: Path, steps: int, previous: Path | None) -> Path:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, nargs="+", default=[300, 3000], help="training steps of each run")
+    p.add_argument("--dataset", default="fashion_mnist", help="a labelled data set with a shipped classifier")
+    p.add_argument("--steps", type=int, nargs="*", default=[300, 3000], help="training steps of each run (none: no runs)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--runs", default="runs/fid_signal", help="folder of the trained runs")
     args = p.parse_args()
     torch.set_num_threads(1)
     started = time.time()
 
-    train_images = load_dataset(DATASET, "train").images
-    test = load_dataset(DATASET, "test").images
-    extractor = extractor_for(None, DATASET, tuple(test.shape[1:]))
-    ref = reference_stats(extractor, test, f"{DATASET}/test", cache_dir() / "reference")
+    dataset = args.dataset
+    train_images = load_dataset(dataset, "train").images
+    test = load_dataset(dataset, "test").images
+    extractor = extractor_for(None, dataset, tuple(test.shape[1:]))
+    ref = reference_stats(extractor, test, f"{dataset}/test", cache_dir() / "reference")
     real = torch.as_tensor(ref.features)
 
     def scores(images: torch.Tensor) -> dict:
@@ -88,7 +92,7 @@ def main() -> None:
 
     previous = None
     for steps in sorted(args.steps):
-        run = trained_run(Path(args.runs), steps, previous)
+        run = trained_run(Path(args.runs) / dataset, steps, previous, dataset)
         previous = run
         loaded = load_run(run)
         start = time.time()
@@ -99,17 +103,18 @@ def main() -> None:
     increasing = lambda rs: all(a["fid"] < b["fid"] for a, b in zip(rs, rs[1:]))  # noqa: E731
     monotonic = {"blur": increasing(blurred), "noise": increasing(noised)}
     result = {
-        "reference": f"{DATASET} test split ({len(test)} images)",
+        "reference": f"{dataset} test split ({len(test)} images)",
         "features": extractor.name,
         "classifier_test_accuracy": extractor.model.metadata.get("test_accuracy"),
         "sampler": f"{METHOD}, {METHOD_STEPS} steps",
-        "train_config": RUN,
+        "train_config": {**RUN, "dataset": dataset},
         "rows": rows,
         "fid_monotonic": monotonic,
         "seconds": round(time.time() - started),
         "machine": machine(),
     }
-    (RESULTS / "fid_signal.json").write_text(json.dumps(result, indent=1))
+    name = "fid_signal" if dataset == "fashion_mnist" else f"fid_signal_{dataset}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     table = ["| compared with the test split | images | FID | KID × 10³ |", "|---|---:|---:|---:|"]
     table += [f"| {r['set']} | {r['n']} | {r['fid']:.3f} | {1e3 * r['kid_mean']:.2f} ± {1e3 * r['kid_se']:.2f} |"
               for r in rows]
@@ -117,7 +122,8 @@ def main() -> None:
                   f"{result['classifier_test_accuracy']:.3f}). FID grows monotonically with blur: "
                   f"{monotonic['blur']}; with noise: {monotonic['noise']}. Samples: {result['sampler']}; runs: "
                   f"isotropic noise, lr 1e-3, EMA 0.999."]
-    write_table("fid_signal", "In-domain FID on Fashion-MNIST: degradations and training progress", table, result)
+    write_table(name, f"In-domain FID on {dataset}: degradations" + " and training progress" * bool(args.steps), table, result,
+                "fid_signal")
 
 
 if __name__ == "__main__":

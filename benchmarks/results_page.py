@@ -20,7 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments import BANDS, DECISIVE, arms_a, arms_b  # noqa: E402
+from evidence import Group, adjudicate, claim_line, groups  # noqa: E402
+from experiments import BANDS, DECISIVE, PLANS, arms_a, arms_b  # noqa: E402
+from protocol import machine_class  # noqa: E402
 
 RESULTS = Path(os.environ.get("SAGD_SUITE_RESULTS", Path(__file__).resolve().parent / "results" / "suite"))
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -66,7 +68,7 @@ def fmt(mean: float, se: float, digits: int = 2) -> str:
 
 def arms_in_order(rows: list[dict]) -> list[str]:
     """The arms present in ``rows``, in the order ``experiments.py`` defines them."""
-    order = [a.name for a in arms_a() + arms_b(tuple(BANDS))]
+    order = [a.name for a in arms_a() + [a for p in PLANS.values() for a in p.arms_a()] + arms_b(tuple(BANDS))]
     return sorted({r["arm"] for r in rows}, key=lambda a: (order.index(a) if a in order else len(order), a))
 
 
@@ -75,24 +77,10 @@ def delta(rows, arm, base, key: str = "fid"):
     return summary(d) if d else (math.nan, math.nan, math.nan)
 
 
-def ci(d: tuple[float, float, float], inline: bool = False, digits: int = 2) -> str:
-    """`` (95 % ± h)`` (``inline``: ``, 95 % ± h``) for a summary with a half-width; nothing for one seed."""
-    if math.isnan(d[2]):
-        return ""
-    return f", 95 % ± {d[2]:.{digits}f}" if inline else f" (95 % ± {d[2]:.{digits}f})"
 
 
-def measured(d: tuple[float, float, float], inline: bool = False) -> str:
-    """A paired difference with its interval, or why there is none."""
-    return "not yet measured" if math.isnan(d[0]) else fmt(*d[:2]) + ci(d, inline)
 
 
-def significant(d: tuple[float, float, float]) -> int:
-    """-1: significantly below 0; +1: above; 0: the interval holds 0 (or too few seeds)."""
-    mean, _, half = d
-    if math.isnan(half):
-        return 0
-    return -1 if mean + half < 0 else 1 if mean - half > 0 else 0
 
 
 def table_a(rows: list[dict]) -> list[str]:
@@ -232,9 +220,11 @@ def models_compared(rows: list[dict], names: dict[str, str]) -> list[str]:
     for model in sorted({m for m, _, _ in fid} - {"isotropic"}):
         d = sorted(fid[k] - fid[("isotropic", *k[1:])] for k in fid if k[0] == model and ("isotropic", *k[1:]) in fid)
         if d:
-            out.append(f"- {names.get(model, model)} − isotropic, over the {len(d)} sampler × NFE pairs both have: "
-                       f"lower FID in {sum(x < 0 for x in d)}, median Δ FID {statistics.median(d):+.2f} (from {d[0]:+.2f} "
-                       f"to {d[-1]:+.2f}; one seed, {rows[0]['samples']} samples per FID).")
+            out.append(f"- {names.get(model, model)} − isotropic: one comparison of two single-seed models, read at "
+                       f"{len(d)} sampler × NFE settings (not {len(d)} independent comparisons): lower FID at "
+                       f"{sum(x < 0 for x in d)}, median Δ FID {statistics.median(d):+.2f} (from {d[0]:+.2f} to "
+                       f"{d[-1]:+.2f}; {rows[0]['samples']} samples per FID). Which model samples better is not decided "
+                       "by one seed of each.")
     return out
 
 
@@ -290,236 +280,227 @@ def budget_probe_step(rows: list[dict]) -> int:
     return next(p["step"] for r in rows if r.get("probe") for p in r["probe"] if p["step"] > 0)
 
 
-def word(d: tuple[float, float, float], direction: int, control: str | None = None) -> str:
-    """The verdict for a claimed effect of sign ``direction`` with paired difference ``d``."""
-    if math.isnan(d[0]):
-        return "not yet measured"
-    if math.isnan(d[2]):
-        return f"undecided: one seed, whose difference {'agrees with' if d[0] * direction > 0 else 'goes against'} the paper"
-    if significant(d) == -direction:
-        return "not reproduced: the opposite holds"
-    if significant(d) != direction:
-        return "not reproduced"
-    return f"explained by a control ({control})" if control else "reproduced"
+def first_within(probes: list[dict], band: int, t_index: int = 1, within: float = 0.10) -> int | None:
+    """The first probe step after initialisation at which ``band``'s error (at ``probe_t[t_index]``) is within
+    ``within`` of its final value; ``None`` without probes."""
+    series = [p for p in probes if p["step"] > 0]
+    if not series:
+        return None
+    final = series[-1]["probe_error"][t_index][band]
+    return next(p["step"] for p in series if p["probe_error"][t_index][band] <= (1 + within) * final)
 
 
-def agreement(d: tuple[float, float, float], direction: int) -> str:
-    """What a second metric's paired difference ``d`` says of an effect of sign ``direction``: ``: it agrees``
-    when significant that way, else that it does not resolve it, or goes the other way; nothing for one seed."""
-    if math.isnan(d[2]):
-        return ""
-    return {direction: ": it agrees", 0: ": it does not resolve the gain at this many seeds",
-            -direction: ": it goes the other way"}[significant(d)]
-
-
-def attribution(d, off, gap, tilt, tilt_gap) -> tuple[str, str]:
-    """The verdict on power-law SAGD's gain ``d`` over isotropic, given its two parts alone: offset noise with its
-    DC share (``off``, and paper − offset ``gap``) and its tilt without the DC term (``tilt``, paper − tilt
-    ``tilt_gap``). A part explains the gain when it alone gains significantly and the paper's arm does no
-    significantly better than it. Returns the verdict and a sentence on what stays open."""
-    dc = significant(off) < 0 and significant(gap) >= 0
-    slope = significant(tilt) < 0 and significant(tilt_gap) >= 0
-    if dc and slope:
-        verdict = word(d, -1)
-        if verdict == "reproduced":
-            verdict = ("reproduced, but each of its parts alone does as well at this many seeds (offset noise, its "
-                       "DC term; its tilt, without the DC term)")
-        return verdict, (" Combining the two adds nothing significant to either at this many seeds: neither "
-                         "paper − offset nor paper − tilt is significantly below 0.")
-    if dc:
-        why = (" The paper's spectrum beats its tilt alone but not offset noise alone: the DC term carries the gain, "
-               "and the tilt adds nothing significant to it." if significant(tilt_gap) < 0 else "")
-        return word(d, -1, "offset noise alone, the DC term"), why
-    tilt_alone = " Its tilt alone, without the DC term, does as well at this many seeds." if slope else ""
-    if math.isnan(gap[2]):
-        return word(d, -1), tilt_alone
-    if significant(gap) < 0:
-        return word(d, -1), (" The paper's spectrum beats offset noise alone: the DC term does not explain the whole "
-                             "gain." + tilt_alone)
-    return word(d, -1), (" Whether the DC term alone explains the gain is unresolved at this many seeds: the interval "
-                         "of paper − offset holds 0." + tilt_alone)
-
-
-def energy_attribution(d, fair, fair_gap) -> tuple[str, str]:
-    """The verdict on the omission's gain ``d`` over isotropic diffusion, given the same omission with its noise
-    energy normalised (``fair``, and paper − normalised ``fair_gap``). The energy confound explains the gain when
-    the normalised omission does not gain significantly and the paper's mixture beats it significantly; where
-    neither is significant, whether it does is unresolved, and said so. Returns the verdict and that sentence."""
-    verdict = word(d, -1)
-    if verdict != "reproduced" or math.isnan(fair[2]) or significant(fair) < 0:
-        return verdict, ""
-    if significant(fair_gap) < 0:
-        return word(d, -1, "the energy confound"), (
-            " The energy-normalised mixture does not gain significantly and the paper's mixture beats it: the noise "
-            "energy, not the omission, carries the gain.")
-    return verdict, (" Whether the energy confound explains it is unresolved at this many seeds: the energy-normalised "
-                     "mixture does not gain significantly, nor does the paper's mixture beat it significantly.")
-
-
-def verdicts(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]:
-    """One verdict per claim of the paper, and the paired differences behind it."""
-    out = []
-    if a and math.isnan(delta(a, "paper_a-0.06", "isotropic")[0]):
-        out.append("* **Power-law SAGD beats isotropic diffusion; positive α is worse: not yet measured** "
-                   "(no arm has a seed paired with isotropic yet).")
-    elif a:
-        d = delta(a, "paper_a-0.06", "isotropic")
-        off = delta(a, "offset_dc", "isotropic")
-        tilt = delta(a, "tilt_a-0.06", "isotropic")
-        gap = delta(a, "paper_a-0.06", "offset_dc")
-        tilt_gap = delta(a, "paper_a-0.06", "tilt_a-0.06")
-        verdict, why = attribution(d, off, gap, tilt, tilt_gap)
-        inc, inc768 = (delta(a, "paper_a-0.06", "isotropic", f"inception_{tap}") for tap in ("2048", "768"))
-        inception = "" if math.isnan(inc[0]) else (
-            f" On the standard Inception FID (2048 tap) Δ {measured(inc)}{agreement(inc, -1)}; on the 768 tap the paper "
-            f"reports for such data, Δ {fmt(*inc768[:2], 3)}{ci(inc768, digits=3)}{agreement(inc768, -1)}.")
-        iso = summary([r["fid"] for r in a if r["arm"] == "isotropic"])[0]
-        out.append(f"* **Power-law SAGD (the paper's α = -0.06) beats isotropic diffusion at equal compute: "
-                   f"{verdict}.** Δ FID {fmt(*d[:2])}{ci(d)}, {100 * d[0] / iso:+.0f} % of isotropic's "
-                   f"FID (the paper: −33 % on MNIST, −18 % on Quickdraw); its DC term alone (offset "
-                   f"noise with the same DC share) {fmt(*off[:2])}{ci(off)}; its tilt alone (no DC "
-                   f"quirk) {fmt(*tilt[:2])}{ci(tilt)}; paper − offset {fmt(*gap[:2])}"
-                   f"{ci(gap)}; paper − tilt {fmt(*tilt_gap[:2])}{ci(tilt_gap)}.{why}{inception}")
-        p = delta(a, "paper_a+0.04", "isotropic")
-        out.append(f"* **Positive α is worse than isotropic: {word(p, +1)}.** α = +0.04: Δ FID {fmt(*p[:2])}"
-                   f"{ci(p)}.")
-    for band in sorted({r["arm"].split("_")[0] for r in b if r["config"].get("corrupt")}):
-        d = delta(b, f"{band}_paper", f"{band}_isotropic")
-        fair = delta(b, f"{band}_normalised", f"{band}_isotropic")
-        fair_gap = delta(b, f"{band}_paper", f"{band}_normalised")
-        verdict, why = energy_attribution(d, fair, fair_gap)
-        leak = [r["leak_vs_corrupted"] for r in b if r["arm"] == f"{band}_paper" and "leak_vs_corrupted" in r]
-        project = delta(b, f"{band}_project", f"{band}_isotropic")
-        kept = [r["leak_vs_clean"] for r in b if r["arm"] == f"{band}_paper" and "leak_vs_clean" in r]
-        lo_hi = next(r["config"]["corrupt"] for r in b if r["arm"].startswith(band + "_"))
-        out.append(f"* **Zeroing the band [{lo_hi['low']}, {lo_hi['high']}] makes the model ignore a corruption "
-                   f"confined to it: {verdict}.** Δ FID against the clean test split (paper's mixture − "
-                   f"isotropic, both trained on corrupted data) {fmt(*d[:2])}{ci(d)}; energy-normalised "
-                   f"mixture {measured(fair)}; paper − normalised {measured(fair_gap)}; with the band also removed "
-                   f"from training inputs (`project`) {measured(project)}.{why} Band energy of the paper arm's "
-                   f"samples / corrupted data {(sum(leak) / len(leak)) if leak else math.nan:.3g}, / clean data "
-                   f"{(sum(kept) / len(kept)) if kept else math.nan:.3g}"
-                   + (": the samples carry nothing in the band, neither the corruption nor the data's own signal "
-                      "there." if kept and max(kept) < 1e-6 else ".")
-                   + (f" Real training images with the band removed score {floors[band]['fid_band_removed']:.1f} "
-                      f"(unchanged, {floors[band]['fid_real']:.2f}): the floor of any model whose samples hold nothing "
-                      "in the band." + costs(a, b, band, floors[band]) if band in floors else ""))
+def table_learning_steps(rows: list[dict], t_index: int = 1) -> list[str]:
+    """Per arm and band, the step at which the band's denoising error first comes within 10 % of its final value
+    (mean over seeds), and the paired difference to isotropic in doublings (log2 of the step ratio, 95 % ± h)."""
+    probed = [r for r in rows if r.get("probe")]
+    if not probed:
+        return []
+    edges = next(p["probe_edges"] for r in probed for p in r["probe"])
+    n_bands = len(next(p["probe_error"][t_index] for r in probed for p in r["probe"]))
+    steps = {(r["arm"], r["seed"]): [first_within(r["probe"], b, t_index) for b in range(n_bands)] for r in probed}
+    names = [f"[{a:g}, {b:g})" for a, b in zip(edges, edges[1:])] + [f"≥ {edges[-1]:g}"]
+    out = ["| arm | seeds | " + " | ".join(names[:n_bands]) + " |", "|---|---:|" + "---:|" * n_bands]
+    for arm in arms_in_order(probed):
+        seeds = sorted(s for a, s in steps if a == arm)
+        cells = []
+        for b in range(n_bands):
+            mean = statistics.mean(steps[arm, s][b] for s in seeds)
+            d = [math.log2(steps[arm, s][b] / steps["isotropic", s][b]) for s in seeds
+                 if arm != "isotropic" and ("isotropic", s) in steps]
+            m, _, h = summary(d) if d else (math.nan,) * 3
+            cells.append(f"{mean:.0f}" + ("" if math.isnan(m) else f" ({m:+.2f}" + ("" if math.isnan(h) else f" ± {h:.2f}") + ")"))
+        out.append(f"| {next(r['label'] for r in probed if r['arm'] == arm)} | {len(seeds)} | " + " | ".join(cells) + " |")
     return out
 
 
-def costs(a: list[dict], b: list[dict], band: str, floor: dict) -> str:
-    """What removing the band costs real images against what the corruption costs isotropic diffusion (over
-    its clean-data run)."""
+def cell(group, arm: str, metric: str, digits: int) -> str:
+    values = list(group.values(arm, metric).values())
+    if not values:
+        return "—"
+    mean, se, _ = summary(values)
+    return f"{fmt(mean, se, digits)} ({len(values)})"
+
+
+def paper_layout(all_groups) -> list[str]:
+    """The paper's Table 1 layout: a row per data set and machine class, Inception-768 FID of isotropic, the
+    paper's best power law and its two parts alone (mean ± s.e. (seeds)), the paper's own figures beside them."""
+    out = ["| data set | machine class | plan | isotropic | paper's best α | offset (its DC share) | tilt (no DC term) | "
+           "the paper: isotropic → its best |", "|---|---|---|---:|---:|---:|---:|---|"]
+    for g in all_groups:
+        if not any(r["experiment"] == "A" for r in g.rows):
+            continue
+        plan = g.plan
+        arms = plan.decisive if plan else DECISIVE
+        theirs = f"{plan.paper['isotropic']} → {plan.paper['paper']} (α = {plan.alpha:g})" if plan else "— (not in the paper)"
+        label = f"`{g.folder}`" + ("" if plan else " (not pre-registered)")
+        out.append(f"| {g.dataset} | {g.machine_class} | {label} | " + " | ".join(cell(g, a, "inception_768", 3) for a in arms)
+                   + f" | {theirs} |")
+    for plan in PLANS.values():
+        if not any(g.plan is plan for g in all_groups):
+            out.append(f"| {plan.dataset} | — | `{plan.name}` (in progress, no run yet) | — | — | — | — | "
+                       f"{plan.paper['isotropic']} → {plan.paper['paper']} (α = {plan.alpha:g}) |")
+    return out
+
+
+def superseded() -> list[str]:
+    """Every run whose record was replaced, with both values (``suite/superseded.json``)."""
+    path = RESULTS / "superseded.json"
+    entries = json.loads(path.read_text()) if path.is_file() else []
+    return [f"* `{e['run']}`: {e['metric']} {e['superseded_value']:.2f} ({e['superseded_machine_class']}, recorded in "
+            f"{e['superseded_recorded_in']}) was replaced by {e['value']:.2f} ({e['machine_class']}, {e['replaced_in']}): "
+            f"{e['why']}." for e in entries] or ["* none"]
+
+
+def plan_status(plan, rows: list[dict]) -> list[str]:
+    """A pre-registered plan as the page prints it: its fixed settings and how many of its runs exist, per class."""
+    runs = plan.runs()
+    done = {}
+    for r in rows:
+        done.setdefault(machine_class(r), set()).add((r["experiment"], r["arm"], r["seed"]))
+    planned = {(e, a.name, s) for e, a, s in runs}
+    count = "; ".join(f"{c}: {len(planned & have)} of {len(planned)} runs" for c, have in sorted(done.items())) or \
+        f"0 of {len(planned)} runs"
+    bands = ", ".join(f"{b} {BANDS[b]}" for b in plan.bands) or "none"
+    state = "complete" if any(planned <= have for have in done.values()) else "in progress"
+    return [f"* **Plan `{plan.name}`** ({state}; {count}): {plan.dataset}, budget `{plan.budget}`, {plan.precision}; "
+            f"A's arms {', '.join(a.name for a in plan.arms_a())}, seeds {list(plan.decisive_seeds)} for "
+            f"{', '.join(plan.decisive)} and {list(plan.seeds)} for the rest; B's bands {bands}, seeds "
+            f"{list(plan.seeds)}; primary metric {plan.metrics[0]} (then {', '.join(plan.metrics[1:])}); "
+            f"equivalence margin δ = {plan.margin:g} × the paper arm's mean gain."]
+
+
+def band_costs(a: list[dict], b: list[dict], floors: dict[str, dict]) -> list[str]:
+    """Per corrupted band with a floor: what removing the band costs real images, against what the corruption
+    costs isotropic diffusion over its clean-data run (same machine class)."""
+    out = []
     clean = [r["fid"] for r in a if r["arm"] == "isotropic"]
-    dirty = [r["fid"] for r in b if r["arm"] == f"{band}_isotropic"]
-    if not (clean and dirty):
-        return ""
-    removal = floor["fid_band_removed"] - floor["fid_real"]
-    corruption = summary(dirty)[0] - summary(clean)[0]
-    return (f" Removing the band costs real images {removal:.1f} FID; the corruption costs isotropic diffusion "
-            f"{corruption:.1f} (over its clean-data run): if the two costs simply added, omission could gain at most "
-            f"{corruption - removal:.1f}.")
+    for band in sorted({r["arm"].split("_")[0] for r in b} & set(floors)):
+        f = floors[band]
+        line = (f"* [{f['low']}, {f['high']}]: real training images with the band removed score {f['fid_band_removed']:.1f} "
+                f"(unchanged, {f['fid_real']:.2f}): the floor of any model whose samples hold nothing in the band.")
+        dirty = [r["fid"] for r in b if r["arm"] == f"{band}_isotropic"]
+        if clean and dirty:
+            removal, corruption = f["fid_band_removed"] - f["fid_real"], summary(dirty)[0] - summary(clean)[0]
+            line += (f" Removing the band costs real images {removal:.1f} FID; the corruption costs isotropic diffusion "
+                     f"{corruption:.1f} (over its clean-data run): if the two costs simply added, omission could gain at "
+                     f"most {corruption - removal:.1f}.")
+        out.append(line)
+    return out
 
 
-def describe(budget: str, rows: list[dict]) -> str:
+def describe(name: str, rows: list[dict]) -> str:
     r = rows[0]
-    counts = {}
-    for q in rows:
-        where = q["machine"].get("cuda_device") or f"{q['machine']['processor']}, {q['machine']['cpu_count']} CPUs"
-        counts[where] = counts.get(where, 0) + 1
-    where = " and ".join(f"{w} ({n} runs)" for w, n in counts.items()) if len(counts) > 1 else next(iter(counts))
+    where = sorted({q["machine"].get("cuda_device") or f"{q['machine']['processor']}, {q['machine']['cpu_count']} CPUs"
+                    for q in rows})
     cfg = r["config"]
-    return (f"Budget `{budget}`: `{cfg['model']}` UNet, {r['budget_settings']['steps']} steps × batch "
-            f"{cfg['batch_size']} ({r['images_seen']:,} images) at {cfg['pad_to']}×{cfg['pad_to']}, lr {cfg['lr']:g}, "
-            f"EMA {cfg['ema_decay']}; {r['samples']} samples ({r['sampler']}, {r['sampler_steps']} steps), features "
-            f"`{r['features']}` (FID against the {r['fid_reference']} test images; KID and precision/recall against "
-            f"{r['real_for_kid_pr']}). Run on {where}, torch {', '.join(sorted({q['machine']['torch'] for q in rows}))}, "
+    return (f"`{cfg['model']}` UNet, {r['budget_settings']['steps']} steps × batch {cfg['batch_size']} "
+            f"({r['images_seen']:,} images) at {cfg['pad_to']}×{cfg['pad_to']}, lr {cfg['lr']:g}, EMA {cfg['ema_decay']}; "
+            f"{r['samples']} samples ({r['sampler']}, {r['sampler_steps']} steps), features `{r['features']}` (FID "
+            f"against the {r['fid_reference']} test images; KID and precision/recall against {r['real_for_kid_pr']}). "
+            f"{len(rows)} runs on {' and '.join(where)}, torch {', '.join(sorted({q['machine']['torch'] for q in rows}))}, "
             f"commit {', '.join(sorted({q['machine']['git_commit'][:12] for q in rows}))}.")
 
 
-def headline(budgets) -> str:
-    """The README's one-line summary of experiment A, on the budget with the most seeds."""
-    arms = DECISIVE  # isotropic first
-    best = None
-    for budget in budgets:
-        a = load(budget, "A")
-        seeds = min((len([r for r in a if r["arm"] == arm]) for arm in arms), default=0)
-        if seeds and (best is None or seeds > best[1]):
-            best = budget, seeds, a
-    if best is None:
+def headline(all_groups) -> str:
+    """The README's summary: the paper-layout table and the headline verdicts' words."""
+    if not all_groups:
         return "### Experiments\n\nNo suite results yet: see [docs/results.md](docs/results.md)."
-    budget, seeds, a = best
-    most = max(len([r for r in a if r["arm"] == arm]) for arm in arms)
-    count = f"{seeds} seed{'s' * (seeds > 1)}" if most == seeds else f"{seeds}–{most} seeds"
-    fid = {arm: fmt(*summary([r["fid"] for r in a if r["arm"] == arm])[:2], 1) for arm in arms}
-    d = {arm: measured(delta(a, arm, "isotropic"), inline=True) for arm in arms[1:]}
-    return ("### Experiments: does the forward spectrum help, and why?\n\n"
-            f"Fashion-MNIST at 32×32, budget `{budget}` ({count}; in-domain FID, lower is "
-            f"better; Δ paired by seed): isotropic {fid['isotropic']}; the paper's α = -0.06 {fid['paper_a-0.06']} "
-            f"(Δ {d['paper_a-0.06']}); its DC term alone, offset noise with the same DC share, {fid['offset_dc']} "
-            f"(Δ {d['offset_dc']}); its tilt alone, without the DC term, {fid['tilt_a-0.06']} (Δ {d['tilt_a-0.06']}). "
-            "Every table, the learning-order plots, selective omission and the verdicts: "
-            "[docs/results.md](docs/results.md).")
+    verdicts = [f"- {g.dataset} (`{g.folder}`, {g.machine_class}): {c.text}: **{c.verdict}**" for g in all_groups
+                for c in g.claims if c.b == "isotropic"]
+    return "\n".join(["### Experiments: does the forward spectrum help, and why?", "",
+                      "Inception-768 FID (the paper's tap for such data; lower is better), mean ± s.e. (seeds), one "
+                      "machine class a row; the protocol, every table and every verdict: [docs/results.md](docs/results.md).",
+                      "", *paper_layout(all_groups), "", *verdicts])
 
 
-def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS) -> Path:
-    """Write ``docs/results.md`` (and its figures under ``docs/results/``) for ``budgets``."""
+PROTOCOL = ("Generated by `python benchmarks/suite.py report` from `benchmarks/results/suite/`; the experiments are "
+            "defined in `benchmarks/experiments.py` and run by `python benchmarks/suite.py run --plan NAME` (resumable). "
+            "**The protocol** (`benchmarks/protocol.py`, `benchmarks/evidence.py`): the MNIST and Quick, Draw! plans were "
+            "pre-registered (arms, seeds, bands, primary metric and margin fixed before their first run) and no verdict "
+            "is given on a comparison before its planned runs exist; the Fashion-MNIST budgets ran before the protocol "
+            "and their verdicts are post hoc. A comparison pools runs of one machine class only (device, training "
+            "precision, torch minor version): each class has its own tables and verdicts, never paired with another. "
+            "Differences are paired by seed (same initialisation and data order); a headline verdict is the two-sided "
+            "paired t test, Holm-corrected over every headline test of this page, *reproduced* (or *the opposite "
+            "holds*) only below adjusted p = 0.05, else *unresolved*. *Explained by a control* needs the 90 % interval "
+            "of paper − control inside ±δ (two one-sided tests), δ = the plan's margin × the paper arm's mean gain; "
+            "otherwise the page says what half-width, and about how many seeds, would decide it. Mean ± standard error "
+            "over seeds throughout.")
+
+
+def group_sections(g: Group, floors: dict[str, dict]) -> list[str]:
+    """The tables of one folder in one machine class."""
+    a = [r for r in g.rows if r["experiment"] == "A"]
+    b = [r for r in g.rows if r["experiment"] == "B"]
+    c = [r for r in g.rows if r["experiment"] == "C"]
+    tag = f"{g.folder}_{g.machine_class.replace('/', '-')}"
+    lines = [f"### `{g.folder}` on {g.machine_class}", "", describe(g.folder, g.rows), ""]
+    if a:
+        lines += ["**A — does the spectrum help, and why** (in-domain FID):", "", *table_a(a), ""]
+        if table_inception(a):
+            lines += ["**Inception FID** (the FID Inception-v3, `sagd.metrics.inception`) of the same samples against "
+                      "the whole test split; the 2048 tap's covariance is rank-deficient below 2048 samples, so its "
+                      "values at 2000 samples carry that bias:", "", *table_inception(a), ""]
+        fig, table = learning_order(a, tag, "A")
+        if fig:
+            lines += ["**Learning order.** Denoising error of the EMA model by radial band (Nyquist units) at t = 0.5 on "
+                      "64 held-out test images, divided by its final value; first, the step at which each band's error "
+                      "first comes within 10 % of its final value (mean over seeds; in brackets the paired difference to "
+                      "isotropic in doublings of the step, 95 % ± h: negative = learned earlier):", "",
+                      *table_learning_steps(a), "", f"![learning order]({fig})", "",
+                      f"Each band's error at the first probe (step {budget_probe_step(a)}) relative to its final error, "
+                      "mean over seeds (closer to 1: learned earlier):", "", *table, ""]
+    if b:
+        clean = [r for r in a if r["arm"] == "isotropic"]
+        lines += ["**B — selective omission.** Training data corrupted on the fly in the band (γ_c = 1); FID against "
+                  "the clean test split. The omission spectra are the exact complement of the corrupted band; 'paper' "
+                  "keeps its energy (per-draw γ_l = γ_h = 0.5, normalize=false); `project` also removes the band from "
+                  "training inputs (docs/method.md §7). With a hole in the spectrum no sampler puts content in the band, "
+                  "so samples lack the data's own signal there too.", "", *table_b(b, clean, floors), ""]
+        lines += [*band_costs(a, b, floors), ""]
+    if c:
+        names = {r["arm"]: r["label"] for r in a}
+        n = sorted({r["samples"] for r in c})
+        here = sorted({model_of(r) for r in c if r.get("model_trained_here")})
+        lines += ["**C — samplers on trained models.** "
+                  f"FID of {' or '.join(map(str, n))} samples (sampling seed 0) against a budget of network evaluations "
+                  "(NFE), each sampler taking the most steps the budget allows. One training seed per model: "
+                  + (f"the models of {', '.join(here)} were retrained by C's worker (same configuration and seed as A's "
+                     "run, on another machine), not A's own networks. " if here else "")
+                  + "Compare within this table, not with A's.", "", *table_c(c, names), "",
+                  f"![samplers]({figure_c(c, tag, names)})", "", *best_samplers(c, names), *ode_and_sde(c, names),
+                  *models_compared(c, names), ""]
+    return lines
+
+
+def write_results(budgets=("cpu", "gpu"), docs: Path = DOCS, plans=tuple(PLANS)) -> Path:
+    """Write ``docs/results.md`` (and its figures under ``docs/results/``) for ``plans`` and the Fashion-MNIST ``budgets``."""
     global FIGURES
     FIGURES = docs / "results"
-    lines = ["# Results: does shaping the forward noise do what the paper claims?", "",
-             "Generated by `python benchmarks/suite.py report` from `benchmarks/results/suite/`; the experiments are "
-             "defined in `benchmarks/experiments.py` and run by `python benchmarks/suite.py run` (resumable). "
-             "Mean ± standard error over training seeds; differences to isotropic are paired by seed (same "
-             "initialisation and data order) and their 95 % half-width is the smallest difference a table resolves. "
-             "A verdict is *reproduced* only when the interval excludes zero in the paper's direction. A budget names a "
-             "size (network, steps, batch, samples), not a machine: the `cpu` budget is sized for about 15 minutes of "
-             "two CPU cores per run, and its runs went to a lent GPU where one was available; each budget's line "
-             "says where its runs ran.", ""]
-    for budget in budgets:
-        a, b, c = (load(budget, e) for e in "ABC")
-        floors = load_floors(budget)
-        if not (a or b or c):
-            continue
-        lines += [f"## Budget `{budget}`", "", describe(budget, a + b + c), ""]
-        lines += ["### The paper's claims", "", *verdicts(a, b, floors), ""]
-        if a:
-            lines += ["### A — does the spectrum help, and why", "", *table_a(a), ""]
-            if table_inception(a):
-                lines += ["**Standard Inception FID** (the FID Inception-v3, `sagd.metrics.inception`) of the same "
-                          "samples, against the whole test split, for the arms whose samples were kept "
-                          "(`python benchmarks/suite.py inception`):", "", *table_inception(a), ""]
-            fig, table = learning_order(a, budget, "A")
-            if fig:
-                lines += ["**Learning order.** Denoising error of the EMA model by radial band (Nyquist units) at "
-                          "t = 0.5 on 64 held-out test images, divided by its final value, from the first probe after "
-                          "initialisation; the table gives each band's error at that first probe (step "
-                          f"{budget_probe_step(a)}) relative to its final error, mean over seeds: the closer to 1, the "
-                          "earlier that band was learned.", "",
-                          f"![learning order]({fig})", "", *table, ""]
-        if b:
-            lines += ["### B — selective omission", "",
-                      "Training data corrupted on the fly in the band (γ_c = 1); FID against the clean test split. "
-                      "The omission spectra are the exact complement of the corrupted band (`omission`); "
-                      "'paper' keeps its energy (per-draw γ_l = γ_h = 0.5, normalize=false). With a hole in the spectrum "
-                      "no sampler ever puts content in the band, so samples lack the data's own signal there too; "
-                      "and in the paper's literal objective (`noise_only`) training inputs still carry α_t x_0 in the "
-                      "band, which sampling never produces (docs/method.md §7); `project` removes it from training "
-                      "inputs as well.", "", *table_b(b, [r for r in a if r["arm"] == "isotropic"], floors), ""]
-        if c:
-            names = {r["arm"]: r["label"] for r in a}
-            n = sorted({r["samples"] for r in c})
-            lines += ["### C — samplers on trained models", "",
-                      f"FID of {' or '.join(map(str, n))} samples (seed 0) against a budget of network evaluations "
-                      "(NFE). Each sampler takes the most steps the budget allows: one evaluation a step, Heun two "
-                      "but one for the step into t = 0, so N − 1 of an even budget N (the figure plots the "
-                      "evaluations spent). FID grows as the sample set shrinks: compare within this table, not with "
-                      "A's.", "", *table_c(c, names), "",
-                      f"![samplers]({figure_c(c, budget, names)})", "", *best_samplers(c, names), *ode_and_sde(c, names),
-                      *models_compared(c, names), ""]
+    folders = [f for f in (*plans, *budgets) if any(load(f, e) for e in "ABC")]
+    by_folder = {f: groups(f, [r for e in "ABC" for r in load(f, e)]) for f in folders}
+    all_groups = [g for f in folders for g in by_folder[f]]
+    adjudicate(all_groups)
+    lines = ["# Results: does shaping the forward noise do what the paper claims?", "", PROTOCOL, "",
+             "## The paper's Table 1, our runs", "",
+             "Inception-768 FID (the paper's tap for 28–32 px data), mean ± s.e. (seeds), a row per data set and "
+             "machine class. The paper's figures come from 50k samples of its own, larger network; ours from 2000 "
+             "samples of the 1.1 M-parameter UNet: compare arms within a row, not our values with the paper's.", "",
+             *paper_layout(all_groups), "", "## Verdicts", ""]
+    for g in all_groups:
+        lines += [f"**{g.dataset}, `{g.folder}`, {g.machine_class}**", ""] + [claim_line(g, c) for c in g.claims] + [""]
+    lines += ["## Plans", "", *[line for p in plans for line in plan_status(PLANS[p], [r for e in "AB" for r in load(p, e)])],
+              "", "## Superseded runs", "", *superseded(), ""]
+    for f in folders:
+        lines += [f"## `{f}`: {PLANS[f].dataset} (pre-registered plan)" if f in PLANS else
+                  f"## Budget `{f}`: Fashion-MNIST (before the protocol)", ""]
+        for g in by_folder[f]:
+            lines += group_sections(g, load_floors(f))
     path = docs / "results.md"
     path.write_text("\n".join(lines) + "\n")
     if docs == DOCS:
-        (RESULTS.parent / "suite_headline.md").write_text(headline(budgets) + "\n")
+        (RESULTS.parent / "suite_headline.md").write_text(headline(all_groups) + "\n")
     print(f"wrote {path}")
     return path
 

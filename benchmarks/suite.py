@@ -3,6 +3,7 @@
     python benchmarks/suite.py run --plan mnist|quickdraw|smoke|cpu|gpu [--experiments A,B,C] [--jobs N] [--minutes M]
     python benchmarks/suite.py report       # docs/results.md and its figures, from the committed JSON
     python benchmarks/suite.py inception --plan P [--arms ...]  # add Inception FID from kept samples
+    python benchmarks/suite.py keep-models --plan P  # the EMA networks a plan keeps, bf16, into benchmarks/models/
 
 ``--plan`` names a pre-registered plan of ``experiments.PLANS`` (MNIST, Quick, Draw!) or one of the
 Fashion-MNIST budgets that ran before plans existed (``--budget`` is the same option). A run is
@@ -350,8 +351,53 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     np.savez_compressed(samples_path(out), images=to_uint8(crop(samples, scorer.test.shape[-1])).numpy())
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, out)
+    try:
+        os.link(tmp, out)  # a run's record is never replaced: a second one for the same run is an error
+    finally:
+        tmp.unlink()
     return record
+
+
+MODELS = Path(os.environ.get("SAGD_SUITE_MODELS", ROOT / "benchmarks" / "models"))
+
+
+def kept_arms(name: str) -> tuple[str, ...]:
+    """The A arms whose EMA networks a plan keeps (the models a sampler comparison samples)."""
+    return ("isotropic", PLANS[name].paper_arm) if name in PLANS else ()
+
+
+def keep_model(name: str, experiment: str, arm: str, seed: int) -> Path | None:
+    """The EMA network of a finished, scored run as bf16 safetensors under ``benchmarks/models/`` (committed: run
+    folders stay on the machine that trained them), its metadata the run's config, step and the sha256 of
+    its JSON record; ``None`` where the run is not one a plan keeps, or is not finished and scored here."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    from sagd.run import load_run
+
+    result, folder = result_path(name, experiment, arm, seed), run_dir(name, experiment, arm, seed)
+    out = MODELS / name / experiment / f"{arm}__s{seed}.safetensors"
+    if arm not in kept_arms(name) or experiment != "A" or out.exists() or not (result.exists() and folder.is_dir()):
+        return None
+    loaded = load_run(folder)
+    if loaded.step != settings(name).steps:
+        return None
+    weights = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in loaded.net.state_dict().items()}
+    meta = {"config": json.dumps(loaded.cfg.to_dict()), "step": str(loaded.step), "weights": "EMA, bfloat16",
+            "record": str(result.relative_to(SUITE)), "record_sha256": hashlib.sha256(result.read_bytes()).hexdigest()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    save_file(weights, str(tmp), metadata=meta)
+    os.replace(tmp, out)
+    return out
+
+
+def keep_models(args) -> None:
+    for experiment, arm, seed in plan(args.budget, "A"):
+        kept = keep_model(args.budget, experiment, arm.name, seed)
+        if kept:
+            print(f"[suite] kept {kept}", flush=True)
 
 
 def add_inception(args) -> None:
@@ -431,6 +477,7 @@ def worker(args) -> None:
                 r = execute(args.budget, experiment, arm, seed, scorer, device)
                 print(f"[suite] {experiment} {arm.name} s{seed}: FID {r['fid']:.2f} ({r['wall_seconds']:.0f} s)",
                       flush=True)
+                keep_model(args.budget, experiment, arm.name, seed)
             except ModelBusy:
                 waiting = True
             finally:
@@ -479,12 +526,16 @@ def main() -> None:
         else:
             q.add_argument("--deadline", type=float, default=0)
     sub.add_parser("report")
+    q = sub.add_parser("keep-models", help="save the EMA networks a plan keeps (bf16) under benchmarks/models/")
+    q.add_argument("--plan", "--budget", dest="budget", choices=sorted(PLANS), required=True)
     q = sub.add_parser("inception", help="add Inception FID to finished runs whose samples were kept")
     q.add_argument("--plan", "--budget", dest="budget", choices=sorted({*PLANS, *BUDGETS}), required=True)
     q.add_argument("--arms", nargs="*", help="only these arms (default every arm)")
     args = p.parse_args()
     if args.command == "inception":
         add_inception(args)
+    elif args.command == "keep-models":
+        keep_models(args)
     elif args.command == "report":
         from results_page import write_results
 

@@ -1,0 +1,90 @@
+"""Pre-registered plans (benchmarks/experiments.py PLANS) run by benchmarks/suite.py: their order, the machine
+class in every record, records that are never replaced, geometric learning-order probes, kept models."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGD_SUITE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("SAGD_SUITE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SAGD_SUITE_MODELS", str(tmp_path / "models"))
+    monkeypatch.syspath_prepend(str(BENCH))
+    for name in ("suite", "results_page", "experiments", "evidence"):
+        sys.modules.pop(name, None)
+    return importlib.import_module("suite")
+
+
+def test_the_papers_plans_are_fixed_and_seed_major(suite):
+    plans = importlib.import_module("experiments").PLANS
+    mnist, quickdraw = plans["mnist"], plans["quickdraw"]
+    assert (mnist.alpha, quickdraw.alpha) == (-0.06, -0.04) and mnist.metrics[0] == "inception_768"
+    runs = suite.plan("mnist", "AB")
+    # 4 decisive arms × 5 seeds + α = +0.04 × 3 seeds; B: 2 bands × 3 arms × 3 seeds
+    assert len(runs) == 4 * 5 + 3 + 2 * 3 * 3 == 41 and len(suite.plan("quickdraw", "AB")) == 23
+    seeds = [s for _, _, s in runs]
+    assert seeds == sorted(seeds)
+    assert {a.name for e, a, s in runs if s == 4} == set(mnist.decisive)
+    assert {a.name for e, a, _ in runs if e == "B"} == {f"{b}_{v}" for b in ("low", "upper")
+                                                         for v in ("isotropic", "paper", "normalised")}
+    assert suite.plan("mnist", "A") == [r for r in runs if r[0] == "A"]
+    cfg = suite.train_config("quickdraw", runs[1][1], 3, Path("unused"))
+    assert cfg.dataset == "quickdraw" and (cfg.probe_every, cfg.probe_spacing) == (25, "geometric")
+    assert cfg.spectrum == "power_law:alpha=-0.06,k0=1e-10" and cfg.seed == 3  # the arm decides the spectrum
+
+
+def test_a_plan_run_records_its_class_is_never_replaced_and_keeps_its_model(suite, monkeypatch):
+    experiments = importlib.import_module("experiments")
+    plan = experiments.Plan("tiny_plan", "digits", "smoke", alpha=-0.06, decisive_seeds=(0,), seeds=(0,))
+    monkeypatch.setitem(experiments.PLANS, "tiny_plan", plan)
+    monkeypatch.setattr(suite, "inception_scores", lambda samples, scorer: {"inception_fid": {"768": 0.5, "2048": 9.0}})
+    scorer = suite.Scorer("cpu", "digits")
+    _, arm, seed = suite.plan("tiny_plan", "A")[0]
+    record = suite.execute("tiny_plan", "A", arm, seed, scorer, "cpu")
+    assert record["plan"] == "tiny_plan" and record["config"]["dataset"] == "digits"
+    assert record["machine_class"] == f"cpu/fp32/torch{'.'.join(torch.__version__.split('.')[:2])}"
+    assert record["inception_fid"]["768"] == 0.5 and [p["step"] for p in record["probe"]] == [0, 2]
+    path = suite.result_path("tiny_plan", "A", arm.name, seed)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        suite.execute("tiny_plan", "A", arm, seed, scorer, "cpu")
+    assert path.read_bytes() == before
+    kept = suite.keep_model("tiny_plan", "A", arm.name, seed)
+    from safetensors import safe_open
+
+    with safe_open(str(kept), "pt") as f:
+        meta = f.metadata()
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    assert json.loads(meta["config"])["seed"] == seed and meta["step"] == "2"
+    import hashlib
+
+    assert meta["record_sha256"] == hashlib.sha256(before).hexdigest()
+    from sagd.run import load_run
+
+    ema = load_run(suite.run_dir("tiny_plan", "A", arm.name, seed)).net.state_dict()
+    assert weights.keys() == ema.keys() and all(w.dtype == torch.bfloat16 for w in weights.values())
+    assert all(torch.equal(weights[k], ema[k].to(torch.bfloat16)) for k in ema)
+    assert suite.keep_model("tiny_plan", "A", arm.name, seed) is None  # kept once
+    assert suite.keep_model("tiny_plan", "A", "tilt_a-0.06", seed) is None  # not an arm the plan keeps
+
+
+def test_geometric_probes_double_their_interval(tmp_path):
+    from sagd.config import TrainConfig
+    from sagd.report import read_metrics
+    from sagd.train import train
+
+    cfg = TrainConfig(dataset="digits", model="tiny", steps=5, batch_size=4, probe_every=1, probe_spacing="geometric",
+                      probe_n=4, sample_every=10**9, sample_n=4, sample_steps=2, checkpoint_every=10**6,
+                      out=str(tmp_path / "run")).validate()
+    train(cfg)
+    assert [r["step"] for r in read_metrics(tmp_path / "run") if r.get("kind") == "probe"] == [0, 1, 2, 4, 5]
+    with pytest.raises(ValueError, match="probe_spacing: must be one of linear, geometric"):
+        TrainConfig(dataset="digits", out="x", probe_spacing="log").validate()
