@@ -37,3 +37,29 @@ def latent_dir(tmp_path_factory, vae_dir):
     folder = tmp_path_factory.mktemp("latents")
     assert main(["encode", "--dataset", "digits", "--vae", str(vae_dir), "--out", str(folder), "--shard-size", "500"]) == 0
     return folder
+
+
+class _Float64Network:
+    """Mixed into a ``Network``: float64 arithmetic (``.double()`` weights, float64 inputs and times), the output in
+    the input's dtype (so that float32 sampling and decoding outside training still run)."""
+
+    def forward(self, x, t, labels=None):
+        return super().forward(x.double(), t.double(), labels).to(x.dtype)
+
+
+@pytest.fixture
+def float64_training(monkeypatch):
+    """``sagd train`` in float64: float64 weights (and so optimizer, EMA) and float64 batches, for tests that compare
+    two training paths (tests/README.md, rule 2a). The time embedding is float32 in diffusers whatever the dtype:
+    the same values on both paths."""
+    import sagd.train as train
+
+    network, batches = train.Network, train.batches
+
+    def make(*args, **kwargs):
+        net = network(*args, **kwargs).double()
+        net.__class__ = type(f"Float64{type(net).__name__}", (_Float64Network, type(net)), {})
+        return net
+
+    monkeypatch.setattr(train, "Network", make)
+    monkeypatch.setattr(train, "batches", lambda *a, **k: ((x.double(), y) for x, y in batches(*a, **k)))
