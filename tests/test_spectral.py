@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sagd import spectral
 from sagd.spectral.grid import negate_frequencies
+from tolerances import SPREAD_FACTOR, float32_spread
 
 SHAPES = st.one_of(
     st.tuples(st.integers(1, 3), st.integers(1, 17)),  # 1-D signals
@@ -28,10 +29,10 @@ def random_even_weights(shape, seed, zero_fraction=0.0):
     return 0.5 * (w + negate_frequencies(w, len(shape) - 1))
 
 
-def tol(dtype):
-    return dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+F64 = dict(rtol=1e-10, atol=1e-10)  # both sides in float64: ~1e6 float64 ulps, kernel-independent
 
 
+@pytest.mark.paths
 @settings(max_examples=40, deadline=None)
 @given(shape=SHAPES, seed=st.integers(0, 10**6), dtype=DTYPES, zeros=st.sampled_from([0.0, 0.3]))
 def test_operator_algebra(shape, seed, dtype, zeros):
@@ -39,13 +40,16 @@ def test_operator_algebra(shape, seed, dtype, zeros):
     g = torch.Generator().manual_seed(seed + 1)
     x = torch.randn((3, *shape), generator=g, dtype=dtype)
     y = torch.randn((3, *shape), generator=g, dtype=dtype)
-    t = tol(dtype)
+    # float32: a few times the float32 rounding of one application of Σ, measured here (at most 3.4 times over 9000
+    # random cases under the three kernel settings of .ci/run)
+    t = dict(rtol=0, atol=SPREAD_FACTOR * float32_spread(cov.apply, x)) if dtype == torch.float32 else F64
     # sqrt∘sqrt = Σ, outputs real and of the input dtype
     sx = cov.sqrt(x)
     assert sx.dtype == dtype and not sx.is_complex() and sx.shape == x.shape
     torch.testing.assert_close(cov.sqrt(sx), cov.apply(x), **t)
-    # symmetry ⟨x, Σy⟩ = ⟨Σx, y⟩
-    torch.testing.assert_close((x * cov.apply(y)).sum(), (cov.apply(x) * y).sum(), **t)
+    # symmetry ⟨x, Σy⟩ = ⟨Σx, y⟩, in float64 (a float32 sum's rounding grows with the terms, not with Σ)
+    xd, yd = x.double(), y.double()
+    torch.testing.assert_close((xd * cov.apply(yd)).sum(), (cov.apply(xd) * yd).sum(), **F64)
     # inv_sqrt∘sqrt = projection onto the support, and the projection is idempotent
     px = cov.project(x)
     torch.testing.assert_close(cov.inv_sqrt(cov.sqrt(x)), px, **t)
@@ -54,6 +58,7 @@ def test_operator_algebra(shape, seed, dtype, zeros):
     torch.testing.assert_close(cov.weights.flatten(1).mean(1), torch.ones(shape[0], dtype=torch.float64))
 
 
+@pytest.mark.paths
 @settings(max_examples=20, deadline=None)
 @given(shape=SHAPES, seed=st.integers(0, 10**6))
 def test_operator_matches_dense_matrix(shape, seed):
@@ -82,10 +87,11 @@ def test_sample_spectrum_equals_weights(shape):
     assert rel.mean() < 0.04 and rel.max() < 0.2  # the sampling noise of 4000 draws: ~0.022 per bin
 
 
+@pytest.mark.paths
 def test_batched_keeps_device_dtype_and_leading_axes():
     cov = spectral.power_law((3, 8, 6), alpha=0.5)
-    x = torch.randn(2, 5, 3, 8, 6)
-    assert cov.sqrt(x).shape == x.shape
+    x = torch.randn(2, 5, 3, 8, 6, dtype=torch.float64)  # float64: a batched and a single FFT may round differently
+    assert cov.sqrt(x).shape == x.shape and cov.sqrt(x).dtype == torch.float64
     torch.testing.assert_close(cov.sqrt(x)[1, 3], cov.sqrt(x[1, 3]))
     xh = x.to(torch.bfloat16)
     assert cov.sqrt(xh).dtype == torch.bfloat16
@@ -212,6 +218,7 @@ def test_spec_errors_name_the_bad_part(spec, match):
         spectral.from_spec(spec, (1, 8, 8))
 
 
+@pytest.mark.paths
 def test_spec_builds_the_product():
     shape = (1, 16, 16)
     a = spectral.from_spec("power_law:alpha=1*band_stop:low=0.3,high=0.5,unit=nyquist", shape)
@@ -223,6 +230,7 @@ def test_spec_builds_the_product():
     torch.testing.assert_close(d.weights, spectral.omission(shape, 0.3, 0.5, normalize=False).weights)
 
 
+@pytest.mark.paths
 def test_identity_operators_return_their_input_without_an_fft():
     x = torch.randn(3, 2, 8, 6, dtype=torch.float64)
     iso = spectral.isotropic((2, 8, 6))
