@@ -60,6 +60,7 @@ def test_required_flags_exist():
 
 
 # ---------------------------------------------------------------------------- train, sample, resume
+@pytest.mark.paths
 def test_train_sample_resume_is_exact(tmp_path):
     cfg = write_config(tmp_path / "run.yaml")
     whole, split = tmp_path / "whole", tmp_path / "split"

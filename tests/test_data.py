@@ -382,6 +382,7 @@ def test_corrupt_band_gamma_offset_and_determinism():
 
 
 # ---------------------------------------------------------------- the training stream
+@pytest.mark.paths
 def test_random_batches_are_reproducible_and_resumable():
     data = load_dataset("digits", split="test")
     first = random_batches(data, 32, torch.Generator().manual_seed(0))

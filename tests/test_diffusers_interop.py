@@ -55,6 +55,7 @@ def test_stock_schedulers_sample_sagd(make, steps, kwargs, bound):
     assert white > 2 * colored, (white, colored)  # white latents / step noise miss the SAGD process
 
 
+@pytest.mark.paths
 def test_add_noise_is_colored():
     cov = spectral.power_law(SHAPE, alpha=1.0)
     sched = DDPMScheduler(num_train_timesteps=1000)

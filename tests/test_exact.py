@@ -103,6 +103,7 @@ def test_convergence_order(method, spectrum_name):
     assert math.log2(e1 / e2) > order - 0.15, (e1, e2)
 
 
+@pytest.mark.paths
 def test_gaussian_data_denoiser_is_the_oracle():
     proc = diffusion.VPProcess(spectral.power_law(SHAPE, alpha=-1.0))
     oracle = GaussianOracle(proc, POWER, mean_pattern())

@@ -107,6 +107,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_skipped(run, what, fault):
     fault(AREA, f"{what} in the newest checkpoint, then `--resume`", f"`sagd: {reports[0]}`, and the run goes on")
 
 
+@pytest.mark.paths
 def test_resume_past_a_truncated_checkpoint_continues_exactly(run, reference, capsys, fault):
     truncate(step(run, 4) / "model.safetensors")
     status, err = cli(capsys, "train", "--resume", run)

@@ -129,6 +129,7 @@ def test_a_nonfinite_gradient_with_a_finite_loss_is_dropped_too(tmp_path):
     trainer.close()
 
 
+@pytest.mark.paths
 def test_a_run_reports_a_dropped_last_step_and_stops_past_the_cap_without_a_checkpoint(tmp_path, monkeypatch, capsys,
                                                                                        fault):
     quiet = {**TINY, "log_every": 1000, "checkpoint_every": 1000, "sample_every": 1000}

@@ -169,6 +169,7 @@ def config(tmp_path) -> Path:
 
 
 # ---------------------------------------------------------------------------- SIGKILL
+@pytest.mark.paths
 def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(reference, config, tmp_path, fault):
     rng = random.Random(14)
     run = tmp_path / "run"
@@ -219,6 +220,7 @@ def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(r
 
 
 # ---------------------------------------------------------------------------- SIGTERM, SIGINT
+@pytest.mark.paths
 def test_sigterm_and_sigint_lose_no_step(reference, config, tmp_path, fault):
     rng = random.Random(15)
     run = tmp_path / "run"

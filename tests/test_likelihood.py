@@ -45,6 +45,7 @@ def test_hutchinson_is_unbiased():
     assert diff.mean().abs() < 3 * se + 0.01 * exact.mean().abs()
 
 
+@pytest.mark.paths
 def test_bits_per_dim_of_8bit_data():
     cov, proc, oracle = setup("isotropic")
     x = torch.round((oracle.sample(4, torch.Generator().manual_seed(0)).clamp(-1, 1) + 1) * 127.5) / 127.5 - 1

@@ -34,6 +34,7 @@ def exported(request, tmp_path_factory):
     return root / "run", root / "pipe", conditional
 
 
+@pytest.mark.paths
 def test_stock_from_pretrained_samples_what_sagd_sample_does(exported, tmp_path):
     run, folder, conditional = exported
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
@@ -46,6 +47,7 @@ def test_stock_from_pretrained_samples_what_sagd_sample_does(exported, tmp_path)
     np.testing.assert_array_equal(images.numpy(), expected)  # the same draws and the same float operations
 
 
+@pytest.mark.paths
 def test_stochastic_ddim_steps_take_colored_noise(exported):
     run, folder, conditional = exported
     pipe = SAGDPipeline.from_pretrained(folder, trust_remote_code=True)

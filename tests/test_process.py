@@ -61,6 +61,7 @@ def test_prior_is_colored():
     assert (spectrum(x) / (s1**2 * cov.weights) - 1).abs().mean() < 0.03
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("prediction", diffusion.PREDICTIONS)
 def test_parametrisations_recover_the_exact_denoiser(prediction):
     """The optimal output of each parametrisation, built from the oracle D, maps back to D."""
@@ -152,6 +153,7 @@ def test_denoiser_clip():
         diffusion.Denoiser(lambda x_, t_: x_, proc, "x0", clip=0)
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_alpha_sigma_is_alpha_and_sigma_bit_for_bit(schedule):
     proc = diffusion.VPProcess(spectral.isotropic(SHAPE), schedule=schedule)
@@ -160,6 +162,7 @@ def test_alpha_sigma_is_alpha_and_sigma_bit_for_bit(schedule):
         assert torch.equal(a, proc.alpha(t)) and torch.equal(s, proc.sigma(t))
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("cov", [spectral.isotropic(SHAPE), spectral.band_stop(SHAPE, 0.2, 0.3)])
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 def test_loss_mean_is_the_mean_of_the_per_sample_losses(cov, prediction):

@@ -94,6 +94,7 @@ def test_selective_omission_whatever_the_denoiser(method, noise):
     assert energy[off].max() < 1e-9 * energy[cov.support].mean()
 
 
+@pytest.mark.paths
 def test_trajectory_and_x_T():
     proc = diffusion.VPProcess(spectral.power_law(SHAPE, alpha=-1.0), schedule="cosine")
     oracle = GaussianOracle(proc, power_law_power(SHAPE, -2.0, scale=0.3))

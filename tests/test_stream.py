@@ -104,6 +104,7 @@ def test_stream_batches_with_workers_are_the_sampler_order(png_folder):
     assert stream.consumed == 95
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("source", ["folder", "arrow", "latents"])
 def test_a_streamed_run_killed_and_resumed_sees_the_same_batches(source, request, tmp_path):
     torch.set_num_threads(1)
@@ -132,6 +133,7 @@ def test_auto_streams_only_large_sets(png_folder, monkeypatch):
         training_data.training_data(TrainConfig(dataset="digits", data_loading="stream"), None)
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("source", ["folder", "latents"])
 def test_two_processes_stream_disjoint_shares_and_resume_exactly(source, request, tmp_path):
     import os
@@ -245,6 +247,7 @@ class Counting:
         return self.inner(images, batch_size=batch_size)
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("keep", [True, False])
 def test_streamed_reference_stats_are_the_in_memory_ones(keep, png_folder, tmp_path):
     from sagd.metrics import reference_stats, streamed_reference_stats
@@ -266,6 +269,7 @@ def test_streamed_reference_stats_are_the_in_memory_ones(keep, png_folder, tmp_p
     assert extractor.seen == len(images) and np.array_equal(again.cov, streamed.cov)  # read from the cache
 
 
+@pytest.mark.paths
 def test_moments_hold_a_large_mean_without_cancelling():
     from sagd.metrics import feature_stats
     from sagd.metrics.reference import Moments
@@ -282,6 +286,7 @@ def test_moments_hold_a_large_mean_without_cancelling():
     np.testing.assert_allclose(cov, cov_ref, rtol=1e-9)
 
 
+@pytest.mark.paths
 def test_eval_of_a_streamed_split_never_loads_it_whole(png_folder, tmp_path, monkeypatch):
     """``sagd eval`` of a run whose data set is streamed: the same FID (reference statistics from the same cache
     file, same samples), image-level scores on evenly spaced images, and no whole split in memory."""
