@@ -120,8 +120,8 @@ def main() -> None:
               for r in rows]
     table += ["", f"Features: `{extractor.name}` (penultimate layer of the shipped classifier, test accuracy "
                   f"{result['classifier_test_accuracy']:.3f}). FID grows monotonically with blur: "
-                  f"{monotonic['blur']}; with noise: {monotonic['noise']}. Samples: {result['sampler']}; runs: "
-                  f"isotropic noise, lr 1e-3, EMA 0.999."]
+                  f"{monotonic['blur']}; with noise: {monotonic['noise']}."
+              + (f" Samples: {result['sampler']}; runs: isotropic noise, lr 1e-3, EMA 0.999." if args.steps else "")]
     write_table(name, f"In-domain FID on {dataset}: degradations" + " and training progress" * bool(args.steps), table, result,
                 "fid_signal")
 
