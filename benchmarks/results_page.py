@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from evidence import Group, adjudicate, claim_line, groups  # noqa: E402
+from evidence import Group, adjudicate, claim_line, flatten, groups  # noqa: E402
 from experiments import BANDS, DECISIVE, PLANS, arms_a, arms_b  # noqa: E402
 from protocol import machine_class  # noqa: E402
 
@@ -344,12 +344,22 @@ def paper_layout(all_groups) -> list[str]:
 
 
 def superseded() -> list[str]:
-    """Every run whose record was replaced, with both values (``suite/superseded.json``)."""
+    """Every run whose record was set aside or replaced, with both values (``suite/superseded.json``); the value
+    of a rerun not yet scored reads 'not yet rerun'."""
     path = RESULTS / "superseded.json"
-    entries = json.loads(path.read_text()) if path.is_file() else []
-    return [f"* `{e['run']}`: {e['metric']} {e['superseded_value']:.2f} ({e['superseded_machine_class']}, recorded in "
-            f"{e['superseded_recorded_in']}) was replaced by {e['value']:.2f} ({e['machine_class']}, {e['replaced_in']}): "
-            f"{e['why']}." for e in entries] or ["* none"]
+    out = []
+    for e in json.loads(path.read_text()) if path.is_file() else []:
+        if "value" not in e:  # set aside by `suite.py supersede`: the rerun's record, where it exists
+            current = RESULTS / f"{e['run']}.json"
+            rerun = flatten(json.loads(current.read_text())) if current.is_file() else None
+            e = {**e, "value": rerun.get(e["metric"]) if rerun else None,
+                 "machine_class": machine_class(rerun) if rerun else None,
+                 "replaced_in": rerun["machine"]["git_commit"][:12] if rerun else None}
+        now = "not yet rerun" if e["value"] is None else (f"replaced by {e['value']:.3f} ({e['machine_class']}, "
+                                                           f"{e['replaced_in']})")
+        out.append(f"* `{e['run']}`: {e['metric']} {e['superseded_value']:.3f} ({e['superseded_machine_class']}, "
+                   f"recorded in {e['superseded_recorded_in']}) {now}: {e['why']}.")
+    return out or ["* none"]
 
 
 def plan_status(plan, rows: list[dict]) -> list[str]:

@@ -4,6 +4,7 @@
     python benchmarks/suite.py report       # docs/results.md and its figures, from the committed JSON
     python benchmarks/suite.py inception --plan P [--arms ...]  # add Inception FID from kept samples
     python benchmarks/suite.py keep-models --plan P  # the EMA networks a plan keeps, bf16, into benchmarks/models/
+    python benchmarks/suite.py supersede --plan P --run A/isotropic/s0 --why "..."  # set a record aside to rerun
 
 ``--plan`` names a pre-registered plan of ``experiments.PLANS`` (MNIST, Quick, Draw!) or one of the
 Fashion-MNIST budgets that ran before plans existed (``--budget`` is the same option). A run is
@@ -90,6 +91,42 @@ def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
 
 def result_path(budget: str, experiment: str, arm: str, seed: int) -> Path:
     return SUITE / budget / experiment / f"{arm}__s{seed}.json"
+
+
+LEDGER = "superseded.json"  # under SUITE: every record set aside for a rerun, with its value and why
+
+
+def superseded_records(budget: str, experiment: str, arm: str, seed: int) -> list[Path]:
+    """The records of earlier runs of ``(experiment, arm, seed)`` set aside by ``supersede``, oldest first."""
+    folder = SUITE / budget / "superseded" / experiment
+    return sorted(folder.glob(f"{arm}__s{seed}__*.json"), key=lambda p: int(p.stem.rsplit("__", 1)[1]))
+
+
+def supersede(budget: str, experiment: str, arm: str, seed: int, why: str) -> Path:
+    """Set a scored run's record aside, unchanged, so the run can be rerun: it moves to
+    ``<plan>/superseded/<experiment>/<arm>__s<seed>__<n>.json`` and the ledger gains an entry with its value and
+    ``why``; the rerun's record names it in ``supersedes``. Returns where the record went."""
+    current = result_path(budget, experiment, arm, seed)
+    if not why.strip():
+        raise SystemExit("--why: say why the run is rerun (it is printed on the results page)")
+    if not current.exists():
+        raise SystemExit(f"--run {experiment}/{arm}/s{seed}: no record of it in {current.parent}")
+    record = json.loads(current.read_text())
+    kept = current.parent.parent / "superseded" / experiment / f"{arm}__s{seed}__{len(superseded_records(budget, experiment, arm, seed))}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    ledger = SUITE / LEDGER
+    entries = json.loads(ledger.read_text()) if ledger.exists() else []
+    metric = "inception_768" if budget in PLANS else "fid"
+    value = record.get("inception_fid", {}).get("768") if metric == "inception_768" else record.get("fid")
+    entries.append({"run": f"{budget}/{experiment}/{arm}__s{seed}", "metric": metric, "superseded_value": value,
+                    "superseded_machine_class": machine_class(record), "superseded_record": str(kept.relative_to(SUITE)),
+                    "superseded_recorded_in": record["machine"]["git_commit"][:12], "why": why.strip()})
+    os.link(current, kept)  # fails rather than overwrite an earlier one
+    tmp = ledger.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=1) + "\n")
+    os.replace(tmp, ledger)
+    current.unlink()
+    return kept
 
 
 def samples_path(result: Path) -> Path:
@@ -344,6 +381,7 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
                    "sample_seconds": round(sample_seconds, 1), "wall_seconds": round(time.time() - started, 1),
                    "probe": probes if experiment != "C" else None, "machine": {**machine(), "git_commit": COMMIT}})
     record["plan"] = budget_name if budget_name in PLANS else None
+    record["supersedes"] = [str(p.relative_to(SUITE)) for p in superseded_records(budget_name, experiment, arm.name, seed)]
     record["machine_class"] = machine_class(record)
     out = result_path(budget_name, experiment, arm.name, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -526,6 +564,10 @@ def main() -> None:
         else:
             q.add_argument("--deadline", type=float, default=0)
     sub.add_parser("report")
+    q = sub.add_parser("supersede", help="set a scored run's record aside (kept, listed on the page) so it can be rerun")
+    q.add_argument("--plan", "--budget", dest="budget", choices=sorted({*PLANS, *BUDGETS}), required=True)
+    q.add_argument("--run", required=True, metavar="EXPERIMENT/ARM/sSEED", help="e.g. A/isotropic/s0")
+    q.add_argument("--why", required=True, help="the reason, printed on the results page")
     q = sub.add_parser("keep-models", help="save the EMA networks a plan keeps (bf16) under benchmarks/models/")
     q.add_argument("--plan", "--budget", dest="budget", choices=sorted(PLANS), required=True)
     q = sub.add_parser("inception", help="add Inception FID to finished runs whose samples were kept")
@@ -536,6 +578,11 @@ def main() -> None:
         add_inception(args)
     elif args.command == "keep-models":
         keep_models(args)
+    elif args.command == "supersede":
+        experiment, arm, seed = args.run.split("/") if args.run.count("/") == 2 else (None,) * 3
+        if not (experiment and seed.startswith("s") and seed[1:].isdigit()):
+            raise SystemExit(f"--run: expected EXPERIMENT/ARM/sSEED such as A/isotropic/s0, got {args.run!r}")
+        print(f"[suite] set aside as {supersede(args.budget, experiment, arm, int(seed[1:]), args.why)}")
     elif args.command == "report":
         from results_page import write_results
 

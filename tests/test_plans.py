@@ -74,6 +74,22 @@ def test_a_plan_run_records_its_class_is_never_replaced_and_keeps_its_model(suit
     assert all(torch.equal(weights[k], ema[k].to(torch.bfloat16)) for k in ema)
     assert suite.keep_model("tiny_plan", "A", arm.name, seed) is None  # kept once
     assert suite.keep_model("tiny_plan", "A", "tilt_a-0.06", seed) is None  # not an arm the plan keeps
+    # a rerun sets the record aside, unchanged, and names it; the page lists both values
+    with pytest.raises(SystemExit, match="--why"):
+        suite.supersede("tiny_plan", "A", arm.name, seed, " ")
+    kept_record = suite.supersede("tiny_plan", "A", arm.name, seed, "a made-up reason")
+    assert kept_record.read_bytes() == before and not path.exists()
+    monkeypatch.setattr(suite, "inception_scores", lambda samples, scorer: {"inception_fid": {"768": 0.25, "2048": 9.0}})
+    rerun = suite.execute("tiny_plan", "A", arm, seed, scorer, "cpu")
+    assert rerun["supersedes"] == [str(kept_record.relative_to(suite.SUITE))]
+    ledger = json.loads((suite.SUITE / "superseded.json").read_text())
+    assert ledger[-1]["run"] == f"tiny_plan/A/{arm.name}__s{seed}" and ledger[-1]["superseded_value"] == 0.5
+    page = importlib.import_module("results_page")
+    assert page.superseded() == [f"* `tiny_plan/A/{arm.name}__s{seed}`: inception_768 0.500 ({record['machine_class']}, "
+                                 f"recorded in {record['machine']['git_commit'][:12]}) replaced by 0.250 "
+                                 f"({rerun['machine_class']}, {rerun['machine']['git_commit'][:12]}): a made-up reason."]
+    with pytest.raises(SystemExit, match="no record"):
+        suite.supersede("tiny_plan", "A", "tilt_a-0.06", seed, "why")
 
 
 def test_geometric_probes_double_their_interval(tmp_path):
