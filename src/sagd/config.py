@@ -28,6 +28,11 @@ PROBE_SPACINGS = ("linear", "geometric")
 
 LOADINGS = ("auto", "memory", "stream")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+# What ``sagd train`` switches on by itself for a new run on a CPU when neither its config file nor a flag sets it
+# (``commands.train``; README, "CPU speed"). Only float32 paths that train the same network to round-off
+# (tests/test_cpu_speed.py) belong here, each set True only once ``benchmarks/suite_run_cost.py`` measured it
+# faster on an idle core of an Intel and of an AMD CPU. None has been measured yet: all off.
+CPU_AUTO = {"compile": False, "channels_last": False}
 
 
 @dataclass
@@ -77,8 +82,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     skip_nonfinite: int = 0  # drop up to this many consecutive steps with a NaN/inf loss or gradient; 0: stop
     mixed_precision: str = "auto"
-    compile: bool = False  # torch.compile the network (GPUs: faster steps after a slow first one)
-    channels_last: bool = False  # channels-last weights: faster convolutions on recent GPUs with bf16
+    compile: bool = False  # torch.compile the network (inductor: CUDA kernels, or C++ on a CPU; a slow first step)
+    channels_last: bool = False  # channels-last weights: faster convolutions on recent GPUs with bf16 (CPUs: measure)
     seed: int = 0
     # logging, samples, checkpoints
     log_every: int = 50

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import checkpoint, diffusion, finite, resume
 from .config import TrainConfig, load_config
 from .latent import VAE
-from .models import Network, guided_denoiser
+from .models import Network, compile_network, guided_denoiser
 from .spectral import SpectralCovariance
 
 
@@ -103,11 +103,13 @@ class Run:
         return extractor_for(choice, self.cfg.dataset, self.image_shape, self.device, inception_weights)
 
 
-def load_run(run_dir: str | Path, device="cpu") -> Run:
+def load_run(run_dir: str | Path, device="cpu", compile: bool = False, channels_last: bool = False) -> Run:
     """The newest intact checkpoint of ``run_dir``: config, EMA network (eval mode, on ``device``), process, state.
 
     A damaged newer checkpoint is reported and skipped; a checkpoint of another run, or with
-    non-finite weights, is a ``ValueError`` naming the file (``resume``).
+    non-finite weights, is a ``ValueError`` naming the file (``resume``). ``compile``: sample with the
+    network ``torch.compile``d (inductor; C++ kernels on a CPU; the first batch of each size compiles);
+    ``channels_last``: its weights channels-last. Both are float32 paths with the same results to round-off.
     """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml")
@@ -119,5 +121,10 @@ def load_run(run_dir: str | Path, device="cpu") -> Run:
     model = state["backbone"] if str(cfg.model).endswith(".json") and "backbone" in state else cfg.model
     net = Network(model, cov.shape, state["num_classes"])
     resume.load_into(net, ckpt, "ema")
+    net = net.to(device).eval()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if compile:
+        compile_network(net, device)
     vae = VAE.load(cfg.vae, device) if cfg.vae else None
-    return Run(run_dir, cfg, net.to(device).eval(), diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state, vae)
+    return Run(run_dir, cfg, net, diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state, vae)

@@ -39,7 +39,7 @@ from .data import corrupt_band
 from .diffusion.parametrization import sample_time
 from .ema import EMA
 from .latent import VAE
-from .models import Network, drop_labels
+from .models import Network, compile_network, drop_labels
 from .progress import Progress, SlowdownWatch
 from .run import generate
 from .spectral import SpectralCovariance, from_spec
@@ -120,6 +120,9 @@ class Trainer:
             log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None,
             project_dir=str(self.dir),
         )
+        if cfg.compile and cfg.channels_last and self.acc.device.type == "cpu":
+            raise ValueError("compile with channels_last trains another network on a CPU (torch 2.13's inductor computes "
+                             "wrong gradients for channels-last UNets there: tests/test_cpu_speed.py); choose one")
         ckpt = self._find_checkpoint() if resume else None
         if not resume and checkpoint.list_checkpoints(self.dir):
             raise ValueError(f"{str(self.dir)!r} already holds checkpoints: resume it with --resume {self.dir} or choose another --out")
@@ -153,7 +156,7 @@ class Trainer:
         self.network = self.acc.unwrap_model(self.net)
         self.ema = EMA(self.network, cfg.ema_decay)
         if cfg.compile:  # in place, after the EMA copy: parameter names (and checkpoints) are unchanged
-            self.network.compile()
+            compile_network(self.network, device)
         if ckpt:
             self._restore(ckpt)
         self.batches = batches(self.data, cfg.batch_size, self.gens["data"], cfg.seed, self.acc.process_index,

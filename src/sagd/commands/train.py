@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from ..config import TrainConfig, load_config
+import torch
+import yaml
+
+from ..config import CPU_AUTO, MIXED_PRECISION, TrainConfig, load_config
 from ..diffusion import PREDICTIONS
 from ..diffusion.process import NOISE_MODES
 from ..diffusion.schedules import SCHEDULES
@@ -49,8 +53,13 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per process and micro-step")
     p.add_argument("--lr", type=float)
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
-    p.add_argument("--channels-last", action="store_true", default=None, help="channels-last weights (GPUs)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network (inductor; on a CPU its C++ kernels); --no-compile: never, "
+                        "also not by the CPU's automatic choice (config.CPU_AUTO)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels-last weights; --no-channels-last: never, also not automatically on a CPU")
+    p.add_argument("--mixed-precision", choices=MIXED_PRECISION,
+                   help="auto: bf16 on GPUs that have it, else none; bf16 on a CPU is opt-in (changes the numbers)")
     p.set_defaults(func=run)
 
 
@@ -59,18 +68,31 @@ def overrides(args: argparse.Namespace, keys) -> dict:
     return {_RENAMED.get(k, k): getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
+def on_cpu() -> bool:
+    """Whether ``sagd train`` will run on the CPU (Accelerate's choice: no CUDA, or ``ACCELERATE_USE_CPU``)."""
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+
+
+def cpu_auto(args: argparse.Namespace) -> dict:
+    """``config.CPU_AUTO``'s settings for a new run on a CPU, less those a flag or the config file sets."""
+    if not on_cpu():
+        return {}
+    given = set(yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else set()
+    return {k: v for k, v in CPU_AUTO.items() if getattr(args, k, None) is None and k not in given}
+
+
 def run(args: argparse.Namespace) -> None:
     from ..train import train
 
     keys = ("dataset", "data_root", "pad_to", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
             "omission", "model", "vae", "latents", "class_conditional", "steps", "batch_size", "lr", "compile",
-            "channels_last", "out")
+            "channels_last", "mixed_precision", "out")
     if args.resume:
         if args.config:
             raise ValueError("--config and --resume exclude each other: a resumed run uses its own config.yaml")
         cfg = load_config(Path(args.resume) / "config.yaml").replace(**overrides(args, keys), out=args.resume)
     else:
         cfg = load_config(args.config) if args.config else TrainConfig()
-        cfg = cfg.replace(**overrides(args, keys))
+        cfg = cfg.replace(**cpu_auto(args), **overrides(args, keys))
     out = train(cfg, resume=bool(args.resume))
     print(f"run folder: {out}")

@@ -121,12 +121,17 @@ class InceptionV3:
     Args:
         weights: the TorchScript file; default ``default_inception_weights()``.
         device: where the network runs.
+        channels_last: weights and inputs channels-last (the same float32 convolutions in another memory layout:
+            features equal to round-off, tests/test_cpu_speed.py; which layout is faster on a CPU is measured by
+            ``benchmarks/suite_run_cost.py``).
+        batch: images per network call instead of the device's default.
 
     ``sha256`` is the file's hash; ``path`` where it was read; ``batch`` the images per network call
     (``CPU_BATCH`` on a CPU, else ``BATCH``).
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, device: torch.device | str = "cpu"):
+    def __init__(self, weights: str | os.PathLike | None = None, device: torch.device | str = "cpu",
+                 channels_last: bool = False, batch: int | None = None):
         path = Path(weights).expanduser() if weights else default_inception_weights()
         if path is None:
             raise InceptionUnavailable(
@@ -148,8 +153,10 @@ class InceptionV3:
         missing = [layer for layer in TAP_LAYERS.values() if layer not in names]
         if missing:
             raise InceptionUnavailable(f"{path} is not the FID Inception network: no block {missing[0]!r}")
-        self.module, self.path, self.device = module, path, device
-        self.batch = CPU_BATCH if torch.device(device).type == "cpu" else BATCH
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module, self.path, self.device, self.channels_last = module, path, device, channels_last
+        self.batch = batch or (CPU_BATCH if torch.device(device).type == "cpu" else BATCH)
         self.sha256 = file_sha256(path)
         self._blocks = list(self.layers.named_children())
 
@@ -160,6 +167,8 @@ class InceptionV3:
         """
         wanted = {TAP_LAYERS[t]: t for t in taps}
         out = {}
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with _full_float32():
             for name, block in self._blocks:
                 x = block(x)

@@ -3,7 +3,8 @@ classifier-free guidance."""
 
 from .backbones import backbone_config, check_model
 from .guidance import guided_denoiser
-from .network import TIME_SCALE, Network, drop_labels
+from .network import TIME_SCALE, Network, compile_network, drop_labels
 from .presets import PRESETS
 
-__all__ = ["Network", "PRESETS", "TIME_SCALE", "backbone_config", "check_model", "drop_labels", "guided_denoiser"]
+__all__ = ["Network", "PRESETS", "TIME_SCALE", "backbone_config", "check_model", "compile_network", "drop_labels",
+           "guided_denoiser"]

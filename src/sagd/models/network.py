@@ -86,6 +86,15 @@ class Network(nn.Module):
         return out[..., :h, :w]
 
 
+def compile_network(net: nn.Module, device) -> None:
+    """``torch.compile`` ``net`` in place for ``device``. On a CPU, inductor keeps the layout it is given (contiguous,
+    or channels-last weights): left to choose convolution layouts itself (``layout_optimization``), torch 2.13's
+    inductor computes wrong gradients on the CPU for most of a diffusers UNet, e.g. 122 of the ``tiny`` UNet's 152
+    parameters at 32×32, zero below an up block's upsampler (tests/test_cpu_speed.py); forward values agree. The
+    same happens with channels-last weights, so ``sagd train`` refuses ``compile`` with ``channels_last`` on a CPU."""
+    net.compile(options={"layout_optimization": False} if torch.device(device).type == "cpu" else None)
+
+
 def _rename_unet_keys(state_dict, prefix, *args) -> None:
     """Checkpoints written before the backbone registry named the submodule ``unet``."""
     for key in [k for k in state_dict if k.startswith(prefix + "unet.")]:
