@@ -7,7 +7,9 @@ batch, noise it, forward, MSE, backward, clip, AdamW, EMA. They differ only in w
 * ``sagd isotropic``: ``Trainer.train_step`` with ``spectrum: isotropic`` (Accelerate, the
   ``Network`` wrapper, ``Σ = I``: the noise operators return their input, no FFT);
 * ``sagd power_law``: the same with ``power_law:alpha=-0.5``;
-* ``diffusers loop``: ``UNet2DModel`` + ``DDPMScheduler.add_noise`` + ``F.mse_loss``.
+* ``diffusers loop``: ``UNet2DModel`` + ``DDPMScheduler.add_noise`` + ``F.mse_loss``;
+* ``sagd isotropic, compiled``: ``sagd isotropic`` with ``compile: true`` (inductor; C++ kernels on a CPU),
+  plus ``channels_last`` with ``--channels-last``; its warm-up steps compile (``--no-compiled``: leave it out).
 
 Variants are timed in interleaved rounds (so load on the machine hits them alike) and the median
 over rounds is reported. Writes ``benchmarks/results/train_throughput.{json,md}``.
@@ -34,11 +36,12 @@ from sagd.data import random_batches
 from sagd.ema import EMA
 from sagd.train import Trainer
 
+COMPILED = "sagd isotropic, compiled"
 
 
-def sagd_step(spectrum: str, args, out: str):
+def sagd_step(spectrum: str, args, out: str, **fast):
     cfg = TrainConfig(out=out, dataset=args.dataset, spectrum=spectrum, model="tiny", batch_size=args.batch_size,
-                      warmup=0, mixed_precision="no", seed=0)
+                      warmup=0, mixed_precision="no", seed=0, **fast)
     trainer = Trainer(cfg.validate())
     return trainer, trainer.train_step
 
@@ -82,6 +85,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="steps per variant per round")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time sagd isotropic compiled (default on)")
+    p.add_argument("--channels-last", action="store_true", help="the compiled variant also channels-last")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,6 +96,9 @@ def main() -> None:
         iso, iso_step = sagd_step("isotropic", args, f"{tmp}/iso")
         _, plw_step = sagd_step("power_law:alpha=-0.5", args, f"{tmp}/plw")
         variants = {"sagd isotropic": iso_step, "sagd power_law": plw_step, "diffusers loop": diffusers_step(iso, args)}
+        if args.compiled:
+            fast = {"compile": True, "channels_last": args.channels_last}
+            variants[COMPILED] = sagd_step("isotropic", args, f"{tmp}/compiled", **fast)[1]
         for step in variants.values():  # warm-up
             timed(step, 2)
         seconds = {name: [] for name in variants}
@@ -114,7 +123,10 @@ def main() -> None:
             "power_law / isotropic": median["sagd power_law"] / median["sagd isotropic"],
             "sagd isotropic / diffusers loop": median["sagd isotropic"] / median["diffusers loop"],
             "sagd power_law / diffusers loop": median["sagd power_law"] / median["diffusers loop"],
+            **({f"{COMPILED} / diffusers loop": median[COMPILED] / median["diffusers loop"],
+                f"{COMPILED} / sagd isotropic": median[COMPILED] / median["sagd isotropic"]} if args.compiled else {}),
         },
+        "compiled_settings": {"compile": True, "channels_last": args.channels_last} if args.compiled else None,
         "machine": machine(),
     }
     (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -130,6 +142,9 @@ def main() -> None:
         rows.append(f"| {name} | {median[name]:.1f} | {min(r):.1f} | {max(r):.1f} | "
                     f"{median[name] / median['diffusers loop']:.3f} |")
     rows += ["", f"power_law / isotropic: {result['ratios']['power_law / isotropic']:.3f}"]
+    if args.compiled:
+        rows.append(f"compiled ({'compile + channels_last' if args.channels_last else 'compile'}) / plain sagd "
+                    f"isotropic: {result['ratios'][f'{COMPILED} / sagd isotropic']:.3f}")
     write_table("train_throughput", "Training throughput (tiny UNet)", rows, result)
 
 if __name__ == "__main__":
