@@ -1,8 +1,10 @@
 """Test-wide settings: one torch thread per worker (two workers share two cores under ``make test``),
 unless ``OMP_NUM_THREADS`` asks for more (to check that results do not depend on the thread count)."""
 
+import getpass
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,11 @@ import torch
 
 if not os.environ.get("OMP_NUM_THREADS"):
     torch.set_num_threads(1)
+# torch 2.13's inductor reuses C++ kernels from its on-disk cache that were built under another ATEN_CPU_CAPABILITY,
+# and they then compute garbage (seen in .ci/run's AVX2 leg after the native one: NaN samples, and a compiled
+# forward 2.6e18 off, where a fresh cache gives 5e-7): one cache per kernel setting of the matrix
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+    tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_{torch.backends.cpu.get_cpu_capability().lower()}"))
 sys.path.insert(0, str(Path(__file__).parent))  # the oracles module
 
 pytest_plugins = ("fault_table",)  # the `fault` fixture and `--faults-md` (docs/faults.md)

@@ -27,6 +27,12 @@ RUN = dict(dataset="digits", spectrum="power_law:alpha=-0.5", batch_size=8, warm
            sample_every=1000, sample_n=2, sample_steps=1, probe_every=0, mixed_precision="no")
 
 
+# torch 2.13's inductor cannot build its C++ kernels under ATen's scalar kernels (ATEN_CPU_CAPABILITY=default: "'at::vec'
+# has not been declared"), so there is no compiled path to compare on that leg of the kernel matrix
+inductor_builds = pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() == "DEFAULT",
+                                     reason="inductor's C++ kernels do not build under ATEN_CPU_CAPABILITY=default")
+
+
 def sagd(*args) -> None:
     assert main([str(a) for a in args]) == 0
 
@@ -41,6 +47,7 @@ def config(tmp_path):
 
 
 @pytest.mark.paths
+@inductor_builds
 def test_compiled_training_trains_the_same_network(tmp_path, config, float64_training):
     """Two steps (Adam's first steps move every weight by about the learning rate whatever its gradient's size, so a
     wrong or missing gradient shows at once). Without ``compile_network``'s ``layout_optimization=False`` this fails:
@@ -67,7 +74,8 @@ def test_compile_with_channels_last_is_refused_on_a_cpu(tmp_path, config):
 
 
 @pytest.mark.paths
-@pytest.mark.parametrize("changes", [{"compile": True}, {"channels_last": True}, {"compile": True, "channels_last": True}],
+@pytest.mark.parametrize("changes", [pytest.param({"compile": True}, marks=inductor_builds), {"channels_last": True},
+                                     pytest.param({"compile": True, "channels_last": True}, marks=inductor_builds)],
                          ids=["compile", "channels_last", "compile_cl"])
 def test_fast_sampling_draws_the_same_images(tmp_path, config, changes):
     torch.set_num_threads(1)
