@@ -13,7 +13,8 @@ Fashion-MNIST budgets that ran before plans existed (``--budget`` is the same op
 ``benchmarks/results/suite/<plan>/<experiment>/<arm>__s<seed>.json`` with a sample grid beside it and
 the scored samples (``.samples.npz``, ``uint8``, not committed) for later metrics such as
 ``inception``; a plan's runs are scored on Inception-768/2048 at once. A run's JSON is never
-replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings. ``--jobs`` workers claim runs through lock files; each worker uses one torch thread on
+replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings.
+``--jobs`` workers claim runs through lock files; each worker uses one torch thread on
 CPUs. ``--minutes`` stops claiming new runs after that long.
 """
 
@@ -112,7 +113,8 @@ def supersede(budget: str, experiment: str, arm: str, seed: int, why: str) -> Pa
     if not current.exists():
         raise SystemExit(f"--run {experiment}/{arm}/s{seed}: no record of it in {current.parent}")
     record = json.loads(current.read_text())
-    kept = current.parent.parent / "superseded" / experiment / f"{arm}__s{seed}__{len(superseded_records(budget, experiment, arm, seed))}.json"
+    earlier = len(superseded_records(budget, experiment, arm, seed))
+    kept = current.parent.parent / "superseded" / experiment / f"{arm}__s{seed}__{earlier}.json"
     kept.parent.mkdir(parents=True, exist_ok=True)
     ledger = SUITE / LEDGER
     entries = json.loads(ledger.read_text()) if ledger.exists() else []
