@@ -18,11 +18,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from evidence import Group, adjudicate, claim_line, flatten, groups  # noqa: E402
 from experiments import BANDS, DECISIVE, PLANS, arms_a, arms_b  # noqa: E402
-from protocol import machine_class  # noqa: E402
+from protocol import Paired, machine_class, paired_test  # noqa: E402
 
 RESULTS = Path(os.environ.get("SAGD_SUITE_RESULTS", Path(__file__).resolve().parent / "results" / "suite"))
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -47,19 +46,14 @@ def load(budget: str, experiment: str) -> list[dict]:
 
 def summary(values: list[float]) -> tuple[float, float, float]:
     """Mean, standard error and 95 % half-width (t with n - 1 degrees of freedom; nan below 2)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan, math.nan
-    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-    return mean, se, stats.t.ppf(0.975, n - 1) * se
+    d = Paired(tuple(values))
+    return d.mean, d.se, d.half_width()
 
 
 def paired(rows: list[dict], arm: str, base: str, key: str = "fid") -> list[float]:
     """``key(arm) - key(base)`` for every seed both have."""
-    a = {r["seed"]: r[key] for r in rows if r["arm"] == arm and key in r}
-    b = {r["seed"]: r[key] for r in rows if r["arm"] == base and key in r}
-    return [a[s] - b[s] for s in sorted(a) if s in b]
+    values = lambda name: {r["seed"]: r[key] for r in rows if r["arm"] == name and key in r}  # noqa: E731
+    return list(paired_test(values(arm), values(base)).values)
 
 
 def fmt(mean: float, se: float, digits: int = 2) -> str:
