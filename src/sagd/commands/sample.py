@@ -11,6 +11,7 @@ import torch
 from .. import diffusion
 from ..config import TrainConfig
 from ..diffusion import METHODS
+from ..diffusion.fitted_grids import FIT_BATCH
 
 
 def register(subparsers) -> None:
@@ -23,9 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=int, default=64, metavar="N", help="number of samples (default 64)")
     p.add_argument("--method", choices=sorted(METHODS), help="sampler (default: the run's sample_method)")
     p.add_argument("--sampling-steps", type=int, metavar="N", help="sampler steps (default: the run's sample_steps)")
-    p.add_argument("--grid", choices=("default", "optimized"), default="default",
-                   help="time grid: the method's default, or one optimised for the run's spectrum and its training "
-                        "data's power spectrum on the exact Gaussian evaluator (cached; docs/samplers.md)")
+    p.add_argument("--grid", choices=("default", "optimized", "fitted"), default="default",
+                   help="time grid: the method's default, one optimised for the run's spectrum and its training "
+                        "data's power spectrum on the exact Gaussian evaluator, or one fitted to the run's own network "
+                        "(deterministic methods; cached; docs/samplers.md)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (class-conditional runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/generated)")
@@ -45,6 +47,25 @@ def optimized_run_grid(cfg: TrainConfig, proc: diffusion.VPProcess, method: str,
     return diffusion.optimized_grid(proc, data, method, steps, cache_dir() / "grids")
 
 
+def fitted_run_grid(run_, method: str, steps: int, guidance: float = 1.0) -> torch.Tensor:
+    """The grid ``(steps + 1,)`` fitted to the EMA network of ``run_`` (a ``run.Run``) as it samples
+    (``diffusion.fitted_grid``), cached under the checkpoint's sha256 of its EMA weights."""
+    from ..metrics.reference import cache_dir
+    from ..run import sampler_denoiser
+
+    cfg = run_.cfg
+    if not isinstance(run_.proc, diffusion.VPProcess):
+        raise ValueError("--grid fitted fits grids for SAGD's process; this run's is another: use the default")
+    weights = run_.state.get("files", {}).get("ema.safetensors", {}).get("sha256")
+    if weights is None:
+        raise ValueError("--grid fitted needs a checkpoint that records the sha256 of its EMA weights (older ones do not)")
+    labels = None if run_.net.num_classes is None else torch.arange(FIT_BATCH, device=run_.device) % run_.net.num_classes
+    denoiser = sampler_denoiser(run_.net, run_.proc, cfg.prediction, labels, guidance, cfg.sample_clip)
+    model_id = f"{weights}-{cfg.prediction}-clip{cfg.sample_clip}-guidance{guidance}"
+    return diffusion.fitted_grid(denoiser, run_.proc, method, steps, model_id, cache_dir() / "fitted_grids",
+                                 device=run_.device)
+
+
 def run(args: argparse.Namespace) -> None:
     from ..run import load_run
     from ..train import save_grid
@@ -55,7 +76,8 @@ def run(args: argparse.Namespace) -> None:
     method = args.method or run_.cfg.sample_method
     steps = args.sampling_steps or run_.cfg.sample_steps
     g = torch.Generator(run_.device).manual_seed(args.seed)
-    t_grid = None if args.grid == "default" else optimized_run_grid(run_.cfg, run_.proc, method, steps)
+    t_grid = {"default": lambda: None, "optimized": lambda: optimized_run_grid(run_.cfg, run_.proc, method, steps),
+              "fitted": lambda: fitted_run_grid(run_, method, steps, args.guidance)}[args.grid]()
     x, labels = run_.sample(args.n, g, method, steps, args.guidance, progress=True, t_grid=t_grid)
     out = Path(args.out or Path(args.run) / "generated")
     out.mkdir(parents=True, exist_ok=True)

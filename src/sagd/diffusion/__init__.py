@@ -1,6 +1,7 @@
 """The SAGD diffusion process: schedules, forward process, parametrisations, samplers, likelihood."""
 
 from .exact import GaussianData, sample_law
+from .fitted_grids import fitted_grid
 from .frequency import FrequencyProcess
 from .grids import optimized_grid
 from .likelihood import bits_per_dim, nll
@@ -19,6 +20,7 @@ __all__ = [
     "PREDICTIONS",
     "VPProcess",
     "bits_per_dim",
+    "fitted_grid",
     "loss",
     "nfe",
     "nll",
