@@ -17,6 +17,7 @@ import yaml
 from .checkpoint import write_text_atomic
 from .data import parse_dataset_spec
 from .diffusion import METHODS, PREDICTIONS
+from .diffusion import frequency_parametrization, frequency_samplers, frequency_spec
 from .diffusion.parametrization import OMISSIONS
 from .diffusion.process import NOISE_MODES
 from .diffusion.schedules import SCHEDULES
@@ -61,6 +62,7 @@ class TrainConfig:
     data_loading: str = "auto"  # memory | stream (folder, arrow data sets, latents) | auto: stream large sets
     data_workers: int = 2  # DataLoader worker processes of a stream
     # diffusion
+    process: str = frequency_spec.DEFAULT  # sagd (the spectrum's VPProcess), or blurring[:...] | inverse_heat[:...]
     spectrum: str = "isotropic"
     schedule: str = "linear"
     noise: str = "exact"
@@ -148,6 +150,7 @@ class TrainConfig:
         for key in ("max_minutes", "checkpoint_minutes"):
             if getattr(self, key) is not None and not getattr(self, key) > 0:
                 raise ValueError(f"config {key}: must be > 0 or null, got {getattr(self, key)}")
+        self._validate_process()
         if self.corrupt is not None:
             if self.corrupt.unit not in UNITS:
                 raise ValueError(f"config corrupt.unit: must be one of {', '.join(UNITS)}, got {self.corrupt.unit!r}")
@@ -156,6 +159,37 @@ class TrainConfig:
             if not 0 <= self.corrupt.gamma < math.inf:
                 raise ValueError(f"config corrupt.gamma: must be a finite number >= 0, got {self.corrupt.gamma}")
         return self
+
+    def _validate_process(self) -> None:
+        """A frequency-diagonal ``process`` (docs/method.md §11) with the keys it cannot honour refused."""
+        try:
+            frequency_spec.build(self.process, (1, 8, 8))  # the spec's names and values, on a small grid
+        except ValueError as e:
+            raise ValueError(f"config {e}") from None
+        name = frequency_spec.parse_process(self.process)[0]
+        if name == frequency_spec.DEFAULT:
+            return
+        refused = (
+            ("spectrum", self.spectrum != "isotropic", f"{name} noises every frequency alike (white); spectrum must be "
+                                                       "isotropic"),
+            ("schedule", self.schedule != "linear", f"read by the sagd process only; {name} has its own"
+                                                    + (" (blurring:schedule=..., cosine by default)" if name == "blurring"
+                                                       else "")),
+            ("noise", self.noise != "exact", f"per_draw normalises SAGD's colored noise; {name} needs noise: exact"),
+            ("prediction", self.prediction not in frequency_parametrization.PREDICTIONS,
+             f"{name} trains {', '.join(frequency_parametrization.PREDICTIONS)} targets per frequency"),
+            ("prediction", name in frequency_spec.DATA_PRIOR and self.prediction == "eps",
+             f"{name} blurs high frequencies to a_t = 0 (below float64's range): ε cannot give D = E[x_0 | x_t] there; "
+             "use x0 or v"),
+            ("omission", self.omission != "noise_only", f"{name} noises every frequency: nothing to omit"),
+            ("vae", self.vae is not None, f"{name} blurs pixels; latent runs are not supported"),
+            ("class_conditional", self.class_conditional, f"{name} runs are unconditional (no guided sampler for it)"),
+            ("sample_method", self.sample_method not in frequency_samplers.METHODS,
+             f"{name} samples with the per-frequency {', '.join(frequency_samplers.METHODS)}"),
+        )
+        for key, bad, why in refused:
+            if bad:
+                raise ValueError(f"config {key}: {why}, got {getattr(self, key)!r} (process {self.process!r})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -15,10 +15,13 @@ import torch
 
 from . import checkpoint
 from .checkpoint import DamagedCheckpoint
+from .diffusion.frequency_spec import DEFAULT as DEFAULT_PROCESS
 from .finite import nonfinite_entries
 
-IDENTITY = ("dataset", "spectrum", "schedule", "noise", "prediction", "model", "class_conditional")
+IDENTITY = ("dataset", "process", "spectrum", "schedule", "noise", "prediction", "model", "class_conditional")
 """Config keys a checkpoint is bound to: changing one on ``--resume`` (or in ``config.yaml``) is an error."""
+ADDED = {"process": DEFAULT_PROCESS}
+"""Keys of ``IDENTITY`` added after checkpoints were written without them, and the value such a checkpoint had."""
 
 
 def find(run_dir: str | Path, config: dict, say: Callable[[str], None], required: bool = True) -> Path | None:
@@ -45,6 +48,7 @@ def check_identity(ckpt: Path, config: dict) -> None:
     saved = state.get("config")
     if not isinstance(saved, dict):
         raise DamagedCheckpoint(f"checkpoint file {path!r} records no config: it was not written by sagd train")
+    saved = {**ADDED, **saved}
     for key in IDENTITY:
         if saved.get(key) != config.get(key):
             raise DamagedCheckpoint(

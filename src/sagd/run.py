@@ -20,22 +20,55 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, diffusion, finite, resume
 from .config import TrainConfig, load_config
+from .diffusion import frequency_parametrization, frequency_samplers, frequency_spec
+from .diffusion.frequency import FrequencyProcess
 from .latent import VAE
 from .models import Network, compile_network, guided_denoiser
 from .spectral import SpectralCovariance
 
+PRIOR = "prior"  # checkpoint tensors {"mean", "power"} of a process whose prior is fitted to data (inverse heat)
 
-def sampler_denoiser(net: Network, proc: diffusion.VPProcess, prediction: str,
+
+def build_process(cfg: TrainConfig, cov: SpectralCovariance,
+                  prior: dict[str, torch.Tensor] | None = None) -> diffusion.VPProcess | FrequencyProcess:
+    """The forward process of ``cfg``: the ``VPProcess`` of ``cov`` for ``process: sagd``, else the frequency-diagonal
+    process its spec names, for images of ``cov.shape``, starting from ``prior`` (``{"mean", "power"}``) if given."""
+    proc = frequency_spec.build(cfg.process, cov.shape)
+    if proc is None:
+        return diffusion.VPProcess(cov, cfg.schedule, cfg.noise)
+    return proc if prior is None else proc.with_prior(prior["mean"], prior["power"])
+
+
+def check_device(proc, device) -> None:
+    """Frequency-diagonal processes compute their coefficients on the CPU and run there only (for now)."""
+    if isinstance(proc, FrequencyProcess) and torch.device(device).type != "cpu":
+        raise ValueError(f"process {proc.name}: frequency-diagonal processes run on the CPU only, got device {device}")
+
+
+def sampler_denoiser(net: Network, proc: diffusion.VPProcess | FrequencyProcess, prediction: str,
                      labels: torch.Tensor | None = None, guidance: float = 1.0, clip: float | None = None):
     """The denoiser to sample ``net`` with: unconditional, or for class ``labels`` with CFG ``guidance``;
     ``clip`` clamps ``D`` (``TrainConfig.sample_clip``)."""
+    if isinstance(proc, FrequencyProcess):
+        return frequency_parametrization.Denoiser(net, proc, prediction, clip)
     if net.num_classes is None or labels is None:
         return diffusion.Denoiser(net, proc, prediction, clip)
     return guided_denoiser(net, proc, prediction, labels, guidance, clip)
 
 
+def sample_process(denoiser, proc: diffusion.VPProcess | FrequencyProcess, n: int, method: str, **kwargs):
+    """``diffusion.sample`` for a ``VPProcess``, ``frequency_samplers.sample`` for a ``FrequencyProcess``; a method the
+    latter lacks is one line naming the process and the methods it has."""
+    if not isinstance(proc, FrequencyProcess):
+        return diffusion.sample(denoiser, proc, n, method=method, **kwargs)
+    if method not in frequency_samplers.METHODS:
+        raise ValueError(f"method {method!r}: the {proc.name} process samples with the per-frequency "
+                         f"{', '.join(frequency_samplers.METHODS)}")
+    return frequency_samplers.sample(denoiser, proc, n, method=method, **kwargs)
+
+
 @torch.no_grad()
-def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, method: str, steps: int,
+def generate(net: Network, proc: diffusion.VPProcess | FrequencyProcess, prediction: str, n: int, method: str, steps: int,
              generator: torch.Generator, guidance: float = 1.0, clip: float | None = None, progress: bool = False,
              t_grid: torch.Tensor | None = None):
     """``n`` samples ``(n, C, H, W)`` and their labels ``(n,)`` (classes in turn; ``None`` if unconditional);
@@ -44,8 +77,8 @@ def generate(net: Network, proc: diffusion.VPProcess, prediction: str, n: int, m
     labels = None if net.num_classes is None else torch.arange(n, device=device) % net.num_classes
     was_training = net.training
     net.eval()
-    x = diffusion.sample(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method=method,
-                         steps=steps, generator=generator, device=device, progress=progress, t_grid=t_grid)
+    x = sample_process(sampler_denoiser(net, proc, prediction, labels, guidance, clip), proc, n, method,
+                       steps=steps, generator=generator, device=device, progress=progress, t_grid=t_grid)
     net.train(was_training)
     finite.check_samples(x, net)
     return x, labels
@@ -58,7 +91,7 @@ class Run:
     dir: Path
     cfg: TrainConfig
     net: Network
-    proc: diffusion.VPProcess
+    proc: diffusion.VPProcess | FrequencyProcess
     state: dict
     vae: VAE | None = None  # latent runs: samples are decoded with it
 
@@ -127,4 +160,7 @@ def load_run(run_dir: str | Path, device="cpu", compile: bool = False, channels_
     if compile:
         compile_network(net, device)
     vae = VAE.load(cfg.vae, device) if cfg.vae else None
-    return Run(run_dir, cfg, net, diffusion.VPProcess(cov, cfg.schedule, cfg.noise), state, vae)
+    prior = checkpoint.load_tensors(ckpt, PRIOR) if frequency_spec.needs_data_prior(cfg.process) else None
+    proc = build_process(cfg, cov, prior)
+    check_device(proc, device)
+    return Run(run_dir, cfg, net, proc, state, vae)

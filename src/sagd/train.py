@@ -36,12 +36,14 @@ from tqdm.auto import tqdm
 from . import checkpoint, diffusion, finite, learning_order, resume as resuming, stops, threads
 from .config import TrainConfig, save_config
 from .data import corrupt_band
+from .diffusion import frequency_parametrization, frequency_spec
+from .diffusion.frequency import FrequencyProcess
 from .diffusion.parametrization import sample_time
 from .ema import EMA
 from .latent import VAE
 from .models import Network, compile_network, drop_labels
 from .progress import Progress, SlowdownWatch
-from .run import generate
+from .run import PRIOR, build_process, check_device, generate, sampler_denoiser
 from .spectral import SpectralCovariance, from_spec
 from .training_data import batches, on_device, probe_images, training_data
 
@@ -137,7 +139,12 @@ class Trainer:
         if self.cov.shape != data.shape:
             raise ValueError(f"checkpoint file {str(ckpt / 'covariance.safetensors')!r} is for images of shape "
                              f"{self.cov.shape}, the data set {cfg.dataset!r} has {data.shape}")
-        self.proc = diffusion.VPProcess(self.cov, cfg.schedule, cfg.noise)
+        self.fitted_prior = frequency_spec.needs_data_prior(cfg.process)
+        self.proc = build_process(cfg, self.cov, checkpoint.load_tensors(ckpt, PRIOR) if ckpt and self.fitted_prior
+                                  else None)
+        if self.fitted_prior and not ckpt:  # inverse heat: p_1 of the Gaussian with the training images' statistics
+            self.proc = self.proc.with_prior(*frequency_spec.fit_prior(self.proc, data.images))
+        check_device(self.proc, device)
         labelled = cfg.class_conditional
         self.data = on_device(data, device, labelled)
 
@@ -225,6 +232,7 @@ class Trainer:
                 "optimizer": opt_tensors,
                 "rng": rng,
                 "covariance": self.cov.state_dict(),
+                **({PRIOR: dict(zip(("mean", "power"), self.proc.prior()))} if self.fitted_prior else {}),
             },
             {
                 "optimizer": opt_meta,
@@ -253,8 +261,11 @@ class Trainer:
             labels = drop_labels(labels, cfg.label_dropout, null, g["time"])
             net = lambda x, t_: self.net(x, t_, labels)  # noqa: E731
         with self.acc.accumulate(self.net):
-            loss = diffusion.loss(net, self.proc, x0, cfg.prediction, generator=g["noise"], t=t,
-                                  omission=cfg.omission)
+            if isinstance(self.proc, FrequencyProcess):
+                loss = frequency_parametrization.loss(net, self.proc, x0, cfg.prediction, generator=g["noise"], t=t)
+            else:
+                loss = diffusion.loss(net, self.proc, x0, cfg.prediction, generator=g["noise"], t=t,
+                                      omission=cfg.omission)
             self.acc.backward(loss)
             if self.acc.sync_gradients:
                 norm = self.acc.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
@@ -302,7 +313,7 @@ class Trainer:
         ema = self.ema.module
         was_training = ema.training
         ema.eval()
-        record = self.probe(diffusion.Denoiser(ema, self.proc, self.cfg.prediction))
+        record = self.probe(sampler_denoiser(ema, self.proc, self.cfg.prediction))
         ema.train(was_training)
         self.append({"step": self.step, "kind": "probe", **record})
 

@@ -28,7 +28,7 @@ from ..data import load_dataset
 from ..diffusion import METHODS
 from ..diffusion.samplers import time_grid
 from ..metrics import cache_dir, evaluate_samples, raps, reference_stats, relative_band_energy, streamed_reference_stats
-from ..run import Run, load_run, sampler_denoiser
+from ..run import Run, load_run, sample_process, sampler_denoiser
 from ..spectral import parse_spec, profiles
 from ..training_data import streamed_split
 from .features import add_features_flag
@@ -103,15 +103,16 @@ def write_figures(run_: Run, samples: torch.Tensor, train: torch.Tensor, record:
     figures["Radially averaged power spectra"] = report.raps_figure(
         {"test data": (r["radii"], r["data"]), f"samples ({len(samples)})": (r["radii"], r["samples"])},
         folder / "raps.png", f"RAPS, log-spectral distance {record['lsd']:.2f} dB")
-    figures["Noise spectrum and one noise draw"] = report.noise_figure(proc, folder / "noise.png", generator)
+    if isinstance(proc, diffusion.VPProcess):  # a frequency-diagonal process (blurring, inverse heat) noises white
+        figures["Noise spectrum and one noise draw"] = report.noise_figure(proc, folder / "noise.png", generator)
 
     device = next(net.parameters()).device
     labels = None if net.num_classes is None else torch.arange(TRAJECTORIES, device=device) % net.num_classes
     method, steps = record["method"], record["sampling_steps"]
     denoiser = sampler_denoiser(net, proc, cfg.prediction, labels, clip=cfg.sample_clip)
     g = torch.Generator(device).manual_seed(record["seed"] + 1)
-    _, trajectory = diffusion.sample(denoiser, proc, TRAJECTORIES, method=method, steps=steps, generator=g,
-                                     device=device, return_trajectory=True)
+    _, trajectory = sample_process(denoiser, proc, TRAJECTORIES, method, steps=steps, generator=g, device=device,
+                                   return_trajectory=True)
     ts = time_grid(proc, steps, METHODS[method][1]).tolist()
     decode = (lambda x: x) if run_.vae is None else run_.vae.decode  # noqa: E731
     figures[f"Denoising trajectories ({method}, {steps} steps)"] = report.trajectory_figure(
@@ -168,7 +169,8 @@ def run(args: argparse.Namespace) -> None:
 
     train_records, evals = report.read_records(run_dir)
     figures = write_figures(run_, samples, train, record, train_records, torch.Generator().manual_seed(args.seed))
-    title = f"{run_dir.resolve().name}: {cfg.dataset}, {cfg.spectrum}, step {run_.step}"
+    title = f"{run_dir.resolve().name}: {cfg.dataset}, {cfg.spectrum if cfg.process == 'sagd' else cfg.process}, " \
+            f"step {run_.step}"
     page = report.write_html(run_dir, title, cfg.to_dict(), evals, figures)
     print(f"step {run_.step}: FID {record['fid']:.3f}, KID {record['kid_mean']:.4f} ± {record['kid_se']:.4f}, "
           f"precision {record['precision']:.3f}, recall {record['recall']:.3f}, LSD {record['lsd']:.2f} dB "

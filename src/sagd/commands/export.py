@@ -29,5 +29,8 @@ def run(args: argparse.Namespace) -> None:
     if (out / "model_index.json").exists():
         raise ValueError(f"--out {str(out)!r} already holds a pipeline: choose another folder")
     loaded = load_run(args.run)
+    if loaded.cfg.process != "sagd":
+        raise ValueError(f"--run {args.run!r}: a diffusers pipeline samples SAGD's process; this run trained "
+                         f"process {loaded.cfg.process!r}, which has none")
     export(loaded, out)
     print(f"wrote {out} (step {loaded.step}); load it with DiffusionPipeline.from_pretrained({str(out)!r}, trust_remote_code=True)")

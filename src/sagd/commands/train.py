@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     where.add_argument("--out", metavar="DIR", help="run folder to create, e.g. runs/NAME")
     where.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     add_run_flags(p)
+    p.add_argument("--process", metavar="SPEC", help="forward process: sagd (default: the spectrum's noise), or blurring, "
+                                                      "inverse_heat with keys, e.g. blurring:sigma_blur_max=20,min_scale=0.001")
     p.add_argument("--schedule", choices=sorted(SCHEDULES))
     p.add_argument("--noise", choices=NOISE_MODES, help="exact: Σ^{1/2}ε; per_draw: the paper's per-sample normalisation")
     p.add_argument("--prediction", choices=PREDICTIONS)
@@ -84,7 +86,7 @@ def cpu_auto(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> None:
     from ..train import train
 
-    keys = ("dataset", "data_root", "pad_to", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
+    keys = ("dataset", "data_root", "pad_to", "process", "spectrum", "seed", "minutes", "schedule", "noise", "prediction",
             "omission", "model", "vae", "latents", "class_conditional", "steps", "batch_size", "lr", "compile",
             "channels_last", "mixed_precision", "out")
     if args.resume:

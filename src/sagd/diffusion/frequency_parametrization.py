@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from . import parametrization
 from .frequency import FrequencyProcess
 
 PREDICTIONS = ("eps", "x0", "v")
@@ -57,6 +58,14 @@ def target(proc: FrequencyProcess, prediction: str, x0: torch.Tensor, eps: torch
     a, s = _coefficients(proc, t, x0)
     r = (a**2 + s**2).sqrt()
     return proc.multiply(eps, a / r) - proc.multiply(x0, s / r)
+
+
+class Denoiser(parametrization.Denoiser):
+    """``D(x_t, t)`` of a network ``model(x_t, t)`` trained with ``loss`` on a ``FrequencyProcess`` (``to_denoised``);
+    ``clip`` clamps ``D`` as ``parametrization.Denoiser``'s does."""
+
+    check_prediction = staticmethod(check_prediction)
+    to_denoised = staticmethod(to_denoised)
 
 
 def score(proc: FrequencyProcess, d: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,8 @@ def optimized_grid(proc: VPProcess, data: GaussianData, method: str, steps: int,
     """
     from scipy.optimize import minimize  # only here: sampling needs no scipy
 
+    if not isinstance(proc, VPProcess):  # e.g. a FrequencyProcess: the exact evaluator here is SAGD's
+        raise ValueError(f"optimized grids are SAGD's (a VPProcess); {proc!r} samples on its default grid")
     check_method(method)
     steps = check_steps(steps)
     path = None if cache_dir is None else Path(cache_dir) / f"{_key(proc, data, method, steps, eps_error)}.json"

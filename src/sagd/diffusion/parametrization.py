@@ -70,13 +70,16 @@ class Denoiser:
     the posterior mean anyway. ``None`` leaves ``D`` as the network makes it.
     """
 
+    check_prediction = staticmethod(check_prediction)
+    to_denoised = staticmethod(to_denoised)  # the parametrisation's formulas (frequency_parametrization: per frequency)
+
     def __init__(self, model: Callable, proc: VPProcess, prediction: str = "eps", clip: float | None = None):
         if clip is not None and not clip > 0:
             raise ValueError(f"clip must be a positive bound or None, got {clip!r}")
-        self.model, self.proc, self.prediction, self.clip = model, proc, check_prediction(prediction), clip
+        self.model, self.proc, self.prediction, self.clip = model, proc, self.check_prediction(prediction), clip
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        d = to_denoised(self.proc, self.prediction, self.model(x, t), x, t)
+        d = self.to_denoised(self.proc, self.prediction, self.model(x, t), x, t)
         return d if self.clip is None else d.clamp(-self.clip, self.clip)
 
 

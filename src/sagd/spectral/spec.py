@@ -50,6 +50,20 @@ def _value(term: str, key: str, raw: str):
         raise ValueError(f"spectrum term {term!r}: {key} must be {want}, got {raw!r}") from None
 
 
+def keyword_items(where: str, rest: str, name: str, accepted: Sequence[str], value) -> dict:
+    """The ``key=value,...`` part ``rest`` of a spec term of ``name`` as keyword arguments, each converted by
+    ``value(key, raw)``; an item without ``=`` or a key outside ``accepted`` is a ``ValueError`` starting ``where``."""
+    kwargs = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ValueError(f"{where}: expected key=value, got {item!r}")
+        if key not in accepted:
+            raise ValueError(f"{where}: unknown key {key!r}; {name} accepts {', '.join(accepted) or 'no keys'}")
+        kwargs[key] = value(key, raw)
+    return kwargs
+
+
 def parse_spec(spec: str) -> list[tuple[str, dict]]:
     """Split a spec into ``[(profile name, keyword arguments), ...]``; raises ``ValueError`` naming the bad part."""
     if not isinstance(spec, str) or not spec.strip():
@@ -62,14 +76,7 @@ def parse_spec(spec: str) -> list[tuple[str, dict]]:
         params = inspect.signature(_PROFILES[name]).parameters
         accepted = [p for p in params if p not in ("shape", "data")]
         required = [p for p in accepted if params[p].default is inspect.Parameter.empty]
-        kwargs = {}
-        for item in filter(None, rest.split(",")):
-            key, eq, raw = item.partition("=")
-            if not eq:
-                raise ValueError(f"spectrum term {term!r}: expected key=value, got {item!r}")
-            if key not in accepted:
-                raise ValueError(f"spectrum term {term!r}: unknown key {key!r}; {name} accepts {', '.join(accepted) or 'no keys'}")
-            kwargs[key] = _value(term, key, raw)
+        kwargs = keyword_items(f"spectrum term {term!r}", rest, name, accepted, lambda key, raw: _value(term, key, raw))
         missing = [p for p in required if p not in kwargs]
         if missing:
             raise ValueError(f"spectrum term {term!r}: missing key {', '.join(missing)} (e.g. {name}:{','.join(p + '=...' for p in required)})")
