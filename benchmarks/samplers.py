@@ -61,14 +61,16 @@ def error(x: torch.Tensor, power: torch.Tensor) -> float:
     return (power_spectrum(x) / power).log().abs().mean().item()
 
 
-def run_diffusers(make, steps: int, cov, data: exact.GaussianData, proc, n: int, seed: int, stochastic: bool):
-    """Samples ``(n, *SHAPE)`` of one scheduler and its NFE; ``D`` at the ``(α, σ)`` the scheduler assumes."""
+def run_diffusers(make, steps: int, cov, denoise, proc, x_T: torch.Tensor, generator: torch.Generator,
+                  stochastic: bool):
+    """Samples ``(n, C, *spatial)`` of one scheduler from the colored draw ``x_T = Σ^{1/2} z`` (unit scale, as
+    ``cov.sample`` gives it), and its number of steps; ``denoise(x, t)`` is evaluated at the ``(α, σ)`` the
+    scheduler assumes; a stochastic scheduler draws its colored step noise with ``generator``."""
     sched = make()
     sched.set_timesteps(steps)
-    g = torch.Generator().manual_seed(seed)
-    x = di.initial_latents(sched, cov, n, generator=g, dtype=torch.float64)
+    x = sched.init_noise_sigma * x_T
+    n = len(x)
     abar = sched.alphas_cumprod.to(torch.float64)
-    denoise = data.denoiser(proc)
     has_sigmas = getattr(sched, "sigmas", None) is not None and len(sched.sigmas) > len(sched.timesteps)
     for i, t in enumerate(sched.timesteps):
         if has_sigmas:  # VE sigma of this step: α = 1/√(1+σ²), σ_vp = σ α
@@ -77,10 +79,10 @@ def run_diffusers(make, steps: int, cov, data: exact.GaussianData, proc, n: int,
         else:
             a, s = abar[int(t)].sqrt().item(), (1 - abar[int(t)]).sqrt().item()
         x_in = sched.scale_model_input(x, t)
-        tt = proc.t_from_log_snr(torch.tensor(2 * math.log(a / s), dtype=torch.float64)).expand(n)
+        tt = proc.t_from_log_snr(torch.tensor(2 * math.log(a / s), dtype=torch.float64)).expand(n).to(x.dtype)
         n_hat = (x_in - a * denoise(x_in, tt)) / s  # the colored-noise prediction (ε-parametrisation)
         if stochastic:
-            x = di.step(sched, cov, n_hat, t, x, generator=g)
+            x = di.step(sched, cov, n_hat, t, x, generator=generator)
         else:
             x = sched.step(n_hat, t, x).prev_sample
     return x, len(sched.timesteps)
@@ -129,7 +131,9 @@ def main() -> None:
                 print({k: v for k, v in rows[-1].items() if k != "t_grid"}, flush=True)
         for name, make in THEIRS.items():
             steps = (nfe + 1) // 2 if name.startswith("Heun") else nfe
-            x, used = run_diffusers(make, steps, cov, data, proc, n, args.seed, name in STOCHASTIC)
+            g = torch.Generator().manual_seed(args.seed)
+            x_T = cov.sample(n, generator=g, dtype=torch.float64)  # what di.initial_latents scales
+            x, used = run_diffusers(make, steps, cov, data.denoiser(proc), proc, x_T, g, name in STOCHASTIC)
             rows.append({"side": "diffusers", "sampler": name, "grid": "scheduler", "nfe_budget": nfe,
                          "nfe": used, "error": error(x, power)})
             print(rows[-1], flush=True)
