@@ -316,7 +316,7 @@ def main() -> None:
                               "summary": summary, "verdicts": verdicts(rows, summary), "rows": rows,
                               "machine": machine()}
                     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
-    write_outputs(result, name)
+                    write_outputs(result, name)  # after every row: a stopped run leaves its table
 
 
 if __name__ == "__main__":
