@@ -210,6 +210,22 @@ def verdicts(rows: list[dict], summary: list[dict]) -> list[dict]:
     return out
 
 
+def grid_effects(rows: list[dict]) -> list[dict]:
+    """Per model, budget and method with more than the default grid: each other grid minus the default, paired by
+    seed (the same prior draws), FID."""
+    out = []
+    for model, nfe, method in sorted({(r["model"], r["nfe_budget"], r["sampler"].split("/")[0])
+                                      for r in rows if r["side"] == "sagd"}):
+        fid = {grid: {r["seed"]: r["fid"] for r in rows if (r["model"], r["nfe_budget"], r["sampler"])
+                      == (model, nfe, f"{method}/{grid}")} for grid in GRIDS}
+        for grid in GRIDS[1:]:
+            d = paired_test(fid[grid], fid["default"])
+            if d.n:
+                out.append({"model": model, "nfe_budget": nfe, "method": method, "grid": grid, "difference": d.mean,
+                            "half_width": d.half_width(), "p": d.p, "seeds": d.n})
+    return out
+
+
 def write_outputs(result: dict, name: str) -> None:
     summary, rows = result["summary"], result["rows"]
     nfes = sorted({s["nfe_budget"] for s in summary})
@@ -233,10 +249,14 @@ def write_outputs(result: dict, name: str) -> None:
              f"{v['theirs_fid']:.2f} ({v['theirs']}): ratio {v['ratio']:.2f}; paired difference over {v['seeds']} "
              f"seeds {v['paired_difference']:+.2f} ± {v['paired_half_width']:.2f} (p = {v['paired_p']:.2g})"
              for v in result["verdicts"]]
+    lines += [f"* {e['model']}, NFE {e['nfe_budget']}, {e['method']}: {e['grid']} − default grid {e['difference']:+.2f} "
+              f"± {e['half_width']:.2f} over {e['seeds']} seeds (p = {e['p']:.2g})" for e in result["grid_effects"]]
     seeds = sorted({r["seed"] for r in rows})
-    table += [f"{result['samples']} samples per seed, seeds {seeds}; in-domain FID ({result['features']}) against the "
-              "whole test split. FID from few samples is biased upward, equally for every row of a table (same n); "
-              "the best-of selections below are made on the same seeds they are scored on.", "", *lines]
+    table += [f"{result['samples']} samples per seed, seeds {seeds}, the same prior draws for every row of a seed; "
+              f"in-domain FID ({result['features']}) against the whole test split; NFE counted by calls; fitted grids "
+              f"from a held batch of {result['fit_batch']}. FID from few samples is biased upward, equally for every "
+              "row of a table (same n); the best-of selections below are made on the same seeds they are scored on.",
+              "", *lines]
     write_table(name, "Samplers on trained networks at equal NFE: sagd vs diffusers", table, result,
                 script="samplers_trained")
 
@@ -253,7 +273,16 @@ def main() -> None:
     p.add_argument("--fit-batch", type=int, default=FIT_BATCH, help="held prior draws of the fitted grid's objective")
     p.add_argument("--inception", action="store_true", help="also Inception-768 FID (slow on a CPU)")
     p.add_argument("--quick", action="store_true", help="a one-minute check: one model, 2 seeds of 16, four samplers")
+    p.add_argument("--report", action="store_true", help="only rewrite the JSON's summaries and the table from its rows")
     args = p.parse_args()
+    if args.report:
+        result = json.loads((RESULTS / "samplers_trained.json").read_text())
+        rows = result["rows"]
+        result.update(summary=summarise(rows), grid_effects=grid_effects(rows))
+        result["verdicts"] = verdicts(rows, result["summary"])
+        (RESULTS / "samplers_trained.json").write_text(json.dumps(result, indent=1))
+        write_outputs(result, "samplers_trained")
+        return
     if args.quick:
         args.models, args.nfe, args.samples, args.seeds = args.models[:1], [10], 16, 2
         args.samplers, args.fit_batch, args.batch = list(QUICK), 4, 16
@@ -313,7 +342,8 @@ def main() -> None:
                               "seeds": args.seeds, "batch": args.batch, "fit_batch": args.fit_batch,
                               "grid_seconds": {" ".join(map(str, k)): {g: round(v[1], 1) for g, v in made.items()}
                                                for k, made in grids.items()},
-                              "summary": summary, "verdicts": verdicts(rows, summary), "rows": rows,
+                              "summary": summary, "verdicts": verdicts(rows, summary),
+                              "grid_effects": grid_effects(rows), "rows": rows,
                               "machine": machine()}
                     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
                     write_outputs(result, name)  # after every row: a stopped run leaves its table
