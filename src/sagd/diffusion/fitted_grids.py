@@ -23,6 +23,7 @@ about 9,800 image evaluations, what 49 samples at 200 NFE cost). The result is c
 weights file), the process's schedule and ``t_min``, ``method``, ``steps`` and every objective
 setting; a second call reads it back without calling the denoiser.
 """
+
 from __future__ import annotations
 
 import hashlib
