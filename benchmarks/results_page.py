@@ -325,7 +325,8 @@ def paper_layout(all_groups) -> list[str]:
         if not any(r["experiment"] == "A" for r in g.rows):
             continue
         plan = g.plan
-        arms = plan.decisive if plan else DECISIVE
+        isotropic, paper, tilt, offset = plan.decisive if plan else DECISIVE
+        arms = (isotropic, paper, offset, tilt)  # the header's order
         theirs = f"{plan.paper['isotropic']} → {plan.paper['paper']} (α = {plan.alpha:g})" if plan else "— (not in the paper)"
         label = f"`{g.folder}`" + ("" if plan else " (not pre-registered)")
         out.append(f"| {g.dataset} | {g.machine_class} | {label} | " + " | ".join(cell(g, a, "inception_768", 3) for a in arms)

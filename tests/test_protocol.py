@@ -166,3 +166,21 @@ def test_energy_confound_needs_an_equivalent_normalised_arm_that_the_paper_beats
     groups = evidence.groups("made_up", band_b(iso, paper, wide))
     evidence.adjudicate(groups)
     assert "is unresolved" in " ".join(groups[0].claims[0].details)
+
+
+def test_paper_layout_puts_each_arm_under_its_own_header(bench, monkeypatch):
+    _, evidence, plan = bench
+    import dataclasses
+
+    import experiments
+    import results_page
+
+    plan = dataclasses.replace(plan, paper={"isotropic": 0.42, "paper": 0.28})
+    monkeypatch.setitem(experiments.PLANS, "made_up", plan)
+    rows = arm_a(plan, iso=[0.4], paper=[0.3], offset=[0.2], tilt=[0.1])
+    table = results_page.paper_layout(evidence.groups("made_up", rows))
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    row = next(line for line in table[2:] if "`made_up`" in line)
+    cells = dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+    assert (cells["isotropic"], cells["paper's best α"], cells["offset (its DC share)"], cells["tilt (no DC term)"]) == (
+        "0.400 (1)", "0.300 (1)", "0.200 (1)", "0.100 (1)")
