@@ -46,6 +46,7 @@ from sagd import diffusion  # noqa: E402
 from sagd.checkpoint import file_sha256  # noqa: E402
 from sagd.config import TrainConfig  # noqa: E402
 from sagd.diffusion.fitted_grids import DETERMINISTIC, FIT_BATCH  # noqa: E402
+from sagd.diffusion.samplers import Counted  # noqa: E402
 from sagd.metrics.reference import cache_dir  # noqa: E402
 from sagd.models import Network  # noqa: E402
 from sagd.run import sampler_denoiser  # noqa: E402
@@ -82,17 +83,6 @@ THEIRS = {
 STOCHASTIC = {n for n in THEIRS if "SDE" in n}  # take colored variance_noise (diffusers_interop.step)
 ANCESTRAL = {n for n in THEIRS if n.startswith("Euler a")}  # draw their own noise: colored in place
 QUICK = ("dpmpp_2m/default", "dpmpp_2m/fitted", "DPM++ 2M karras", "Euler a")
-
-
-class Counted:
-    """A denoiser that counts its calls: one call is one NFE for the batch it is given."""
-
-    def __init__(self, denoiser):
-        self.denoiser, self.calls = denoiser, 0
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.denoiser(x, t)
 
 
 class Model:

@@ -37,7 +37,7 @@ import torch
 from ..spectral import power_spectrum
 from .grids import _grid
 from .process import VPProcess
-from .samplers import Denoiser, check_method, check_steps, nfe, sample, time_grid
+from .samplers import Counted, Denoiser, check_method, check_steps, nfe, sample, time_grid
 
 DETERMINISTIC = ("ddim", "heun", "dpmpp_2m", "dpmpp_3m")  # a sample is a function of x_1 alone
 REFERENCE = ("dpmpp_2m", 200)
@@ -100,13 +100,7 @@ def fitted_grid(denoiser: Denoiser, proc: VPProcess, method: str, steps: int, mo
     if path is not None and path.is_file():
         return torch.tensor(json.loads(path.read_text())["t_grid"], dtype=torch.float64)
 
-    calls = 0
-
-    def counted(x, t):
-        nonlocal calls
-        calls += 1
-        return denoiser(x, t)
-
+    counted = Counted(denoiser)
     g = torch.Generator(device or "cpu").manual_seed(seed)
     x_1 = proc.prior_sample(batch, generator=g, device=device, dtype=dtype)
     reference = sample(counted, proc, batch, REFERENCE[0], REFERENCE[1], x_T=x_1)
@@ -133,7 +127,7 @@ def fitted_grid(denoiser: Denoiser, proc: VPProcess, method: str, steps: int, mo
     if path is not None:
         record = {"method": method, "steps": steps, "model_id": model_id, "t_grid": grid.tolist(),
                   "trajectory_error": best, "trajectory_error_default": error_default,
-                  "reference": list(REFERENCE), "batch": batch, "seed": seed, "denoiser_calls": calls,
+                  "reference": list(REFERENCE), "batch": batch, "seed": seed, "denoiser_calls": counted.calls,
                   "nfe_per_run": nfe(method, steps)}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

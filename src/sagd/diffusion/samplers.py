@@ -24,6 +24,17 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Noise = Callable[[torch.Tensor], torch.Tensor]
 
 
+class Counted:
+    """A denoiser that counts its calls: one call is one NFE for the batch ``(B, C, *spatial)`` it is given."""
+
+    def __init__(self, denoiser: Denoiser):
+        self.denoiser, self.calls = denoiser, 0
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.denoiser(x, t)
+
+
 def time_grid(proc: VPProcess, steps: int, spacing: str = "logsnr") -> torch.Tensor:
     """``steps + 1`` times from 1 down to 0, float64.
 
