@@ -201,14 +201,17 @@ class Plan:
         return [arm for arm in arms_b(self.bands) if not arm.name.endswith("_project")]
 
     def runs(self) -> list[tuple[str, Arm, int]]:
-        """Every planned run ``(experiment, arm, seed)``, seed by seed so that a stopped suite leaves paired results."""
-        out = []
-        for seed in sorted(set(self.decisive_seeds) | set(self.seeds)):
-            out += [("A", arm, seed) for arm in self.arms_a()
-                    if seed in (self.decisive_seeds if arm.name in self.decisive else self.seeds)]
-            if seed in self.seeds:
-                out += [("B", arm, seed) for arm in self.arms_b()]
-        return out
+        """Every planned run ``(experiment, arm, seed)`` in the order the suite takes them: A's decisive
+        arms first, seed by seed, so the headline comparison completes before anything else starts; then
+        the rest of A and B, seed by seed. Either way a stopped suite leaves paired results. The order
+        decides only when a run happens, never which runs the plan holds."""
+        decisive = [("A", arm, seed) for seed in self.decisive_seeds
+                    for arm in self.arms_a() if arm.name in self.decisive]
+        rest = []
+        for seed in self.seeds:
+            rest += [("A", arm, seed) for arm in self.arms_a() if arm.name not in self.decisive]
+            rest += [("B", arm, seed) for arm in self.arms_b()]
+        return decisive + rest
 
 
 PLANS = {

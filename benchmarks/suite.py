@@ -63,9 +63,9 @@ def dataset_of(name: str) -> str:
 
 def plan(budget: str, experiments: str) -> list[tuple[str, object, int]]:
     """Pending and finished runs ``(experiment, arm, seed)`` in the order they should run. A
-    pre-registered plan: its runs, seed by seed. A Fashion-MNIST budget: every arm of seed 0 first,
-    so a stopped suite leaves balanced, paired results; then C (once A has every seed); then the
-    budget's extra seeds of A's decisive arms and its extra bands of B."""
+    pre-registered plan: ``Plan.runs``, A's decisive arms first. A Fashion-MNIST budget: every arm of
+    seed 0 first, so a stopped suite leaves balanced, paired results; then C (once A has every seed);
+    then the budget's extra seeds of A's decisive arms and its extra bands of B."""
     if budget in PLANS:
         return [r for r in PLANS[budget].runs() if r[0] in experiments]
     b = BUDGETS[budget]

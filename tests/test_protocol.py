@@ -139,6 +139,19 @@ def test_an_incomplete_plan_gives_no_verdict_however_clear(bench):
     assert tested == [positive]
 
 
+def test_the_decisive_comparison_runs_first_and_the_plan_keeps_every_run(bench):
+    _, _, plan = bench
+    plan = type(plan)("ordered", "mnist", "smoke", alpha=-0.06, bands=("low",))
+    runs = [(e, a.name, s) for e, a, s in plan.runs()]
+    decisive = [(e, a, s) for e, a, s in runs if e == "A" and a in plan.decisive]
+    assert runs[:len(decisive)] == decisive and len(decisive) == 4 * 5  # four arms, five seeds, nothing between
+    assert [s for _, _, s in decisive] == sorted(s for _, _, s in decisive)  # seed by seed: paired if stopped
+    expected = {("A", a, s) for a in plan.decisive for s in plan.decisive_seeds}
+    expected |= {("A", "paper_a+0.04", s) for s in plan.seeds}
+    expected |= {("B", a.name, s) for a in plan.arms_b() for s in plan.seeds}
+    assert len(runs) == len(set(runs)) and set(runs) == expected
+
+
 def band_b(iso, paper, normalised, band="low"):
     rows = []
     for variant, values in (("isotropic", iso), ("paper", paper), ("normalised", normalised)):
