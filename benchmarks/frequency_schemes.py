@@ -5,9 +5,9 @@ mean image and mean power spectrum (``GaussianData.from_images``). The schemes, 
 ``diffusion.frequency.FrequencyProcess``: SAGD with isotropic noise (DDPM; on the linear and the cosine
 schedule), the paper's power law (α = -0.06, ``k0 = 1e-10``), a red power law (α = -0.5), offset noise (0.1),
 EqualSNR (``data_matched:gamma=1``, Falck et al. 2025), pyramid noise's expected spectrum (discount 0.8);
-blurring diffusion (Hoogeboom & Salimans 2022: σ_B,max = 20, d_min = 0.001, cosine schedule); inverse heat
-dissipation (Rissanen et al. 2023: σ_B 0.5 … 20, δ = 0.01) started from its exact terminal law ``p_1`` (its
-``a_1(0) = 1`` keeps the data's mean; the paper fits that prior to blurred training images). Every other
+blurring diffusion (Hoogeboom & Salimans 2022: σ_B,max = 20, d_min = 0.001, cosine schedule at log-SNR ±10);
+inverse heat dissipation (Rissanen et al. 2023: σ_B 0.5 … 20, δ = 0.01) started from its exact terminal law
+``p_1`` (its ``a_1(0) = 1`` keeps the data's mean; the paper fits that prior to blurred training images). Every other
 scheme starts from its own prior ``N(0, Fᴴ diag(s_1²) F)``. For each, DDIM, DPM-Solver++(2M) and (3M) on the
 default grid (uniform in the scheme's reference log-SNR) at 10, 20 and 50 NFE: the exact
 ``KL(data ‖ samples)`` in nats per image, no Monte Carlo. This measures the sampler's discretisation error

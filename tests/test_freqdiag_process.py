@@ -39,11 +39,13 @@ def test_sagd_is_the_vp_process(cov, schedule):
 
 
 def test_blurring_coefficients_are_the_published_ones():
-    proc = fq.blurring(SHAPE)  # σ_B,max = 20, d_min = 0.001, cosine schedule
-    cosine = diffusion.CosineSchedule()
-    for t in (0.05, 0.4, 0.8, 1.0):
+    proc = fq.blurring(SHAPE)  # σ_B,max = 20, d_min = 0.001, the cosine schedule at log-SNR ±10
+    b = math.atan(math.exp(-5))  # the listing's get_noise_scaling_cosine(t, logsnr_min=-10, logsnr_max=10)
+    a_ = math.atan(math.exp(5)) - b
+    for t in (0.0, 0.05, 0.4, 0.8, 1.0):
         a, s = proc.coefficients(tensor(t))
-        lam = cosine.log_snr(tensor(t)).item()
+        lam = -2 * math.log(math.tan(a_ * t + b))
+        assert lam == pytest.approx({0.0: 10.0, 1.0: -10.0}.get(t, lam), rel=1e-12)
         alpha, sigma = math.sqrt(1 / (1 + math.exp(-lam))), math.sqrt(1 / (1 + math.exp(lam)))
         tau = 0.5 * (20 * math.sin(math.pi * t / 2) ** 2) ** 2
         for i, j in ((0, 0), (1, 0), (2, 3), (4, 4), (7, 5)):

@@ -26,14 +26,16 @@ class Probe:
     """Band-split denoising error of a denoiser on a fixed batch.
 
     Args:
-        proc: the run's forward process (its noise mode and spectrum draw the probe's noise).
+        proc: the run's forward process, a ``VPProcess`` (its noise mode and spectrum draw the probe's
+            noise) or a ``FrequencyProcess`` (blurring, inverse heat): anything with ``q_sample``.
         x0: the fixed clean batch ``(N, C, *spatial)``, e.g. held-out test images.
         times: noise levels ``t``.
         edges: band edges in Nyquist units (``spectral.band_power``).
         seed: the noise draws' seed.
     """
 
-    def __init__(self, proc: diffusion.VPProcess, x0: torch.Tensor, times=TIMES, edges=EDGES, seed: int = 0):
+    def __init__(self, proc: diffusion.VPProcess | diffusion.FrequencyProcess, x0: torch.Tensor, times=TIMES,
+                 edges=EDGES, seed: int = 0):
         self.times, self.edges = tuple(float(t) for t in times), tuple(float(e) for e in edges)
         g = torch.Generator(x0.device).manual_seed(seed)
         self.x0 = x0

@@ -28,7 +28,7 @@ from ..spectral import SpectralCovariance
 from ..spectral import fourier
 from ..spectral.grid import check_shape, negate_frequencies
 from .process import VPProcess, draw_device
-from .schedules import get_schedule
+from .schedules import CosineSchedule, get_schedule
 
 LogCoefficients = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -257,15 +257,17 @@ def blurring(shape: Sequence[int], sigma_blur_max: float = 20.0, min_scale: floa
 
     ``a_t(k) = α_t d_t(k)``, ``d_t(k) = (1 - d_min) e^{-λ_k τ_t} + d_min``, ``s_t(k) = σ_t`` (white noise);
     ``τ_t = σ_B,t² / 2`` with ``σ_B,t = σ_B,max sin²(πt/2)`` (``σ_B,max = 20``, ``d_min = min_scale = 0.001``)
-    and ``(α_t, σ_t)`` the cosine schedule. The paper blurs in the DCT (reflecting edges); here the
-    DFT (periodic edges), with the same eigenvalues ``λ_k`` per frequency (``heat_eigenvalues``).
+    and ``(α_t, σ_t)`` the paper's cosine schedule, log-SNR from +10 at ``t = 0`` to -10 at ``t = 1`` (its
+    listing's bounds; ``schedule="cosine"`` elsewhere spans ±15), or ``schedule="linear"``. The paper
+    blurs in the DCT (reflecting edges); here the DFT (periodic edges), with the same eigenvalues ``λ_k``
+    per frequency (``heat_eigenvalues``).
     """
     shape = check_shape(shape)
     sigma_blur_max = _positive("sigma_blur_max", sigma_blur_max)
     min_scale = _positive("min_scale", min_scale)
     if min_scale >= 1:
         raise ValueError(f"min_scale must be in (0, 1), got {min_scale}")
-    sched = get_schedule(schedule)
+    sched = CosineSchedule(logsnr_min=-10.0, logsnr_max=10.0) if schedule == "cosine" else get_schedule(schedule)
     lam_k = fourier.heat_eigenvalues(shape[1:])
 
     def log_coefficients(t):
@@ -275,7 +277,8 @@ def blurring(shape: Sequence[int], sigma_blur_max: float = 20.0, min_scale: floa
         return 0.5 * torch.nn.functional.logsigmoid(lam) + log_d, 0.5 * torch.nn.functional.logsigmoid(-lam)
 
     return FrequencyProcess(shape, log_coefficients, sched, t_min, name=f"blurring(σ_B,max={sigma_blur_max:g}, "
-                                                                        f"d_min={min_scale:g}, {sched.name})")
+                                                                        f"d_min={min_scale:g}, {sched.name}"
+                                                                        f"{' ±10' if schedule == 'cosine' else ''})")
 
 
 def inverse_heat(shape: Sequence[int], sigma_blur_min: float = 0.5, sigma_blur_max: float = 20.0,
