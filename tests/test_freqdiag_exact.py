@@ -85,6 +85,26 @@ def test_convergence_order_on_blurring(method):
     assert math.log2(e1 / e2) > order - 0.15, (e1, e2)
 
 
+def test_blurring_grids_follow_the_mean_log_snr_and_beat_the_cosine_ones():
+    """``MeanLogSNR`` inverts to float64 rounding and falls with ``t``; on the exact evaluator its grids give
+    DPM-Solver++ a lower KL than grids uniform in the cosine schedule's λ (blurring's former default)."""
+    proc = fq.blurring(SHAPE)
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    lam = proc.log_snr(t)
+    assert (lam.diff() < 0).all() and lam[0].item() == pytest.approx(10.0, abs=1e-12)  # no blur at t = 0
+    torch.testing.assert_close(proc.t_from_log_snr(lam), t, rtol=0, atol=1e-14)
+    la, ls = proc.log_coefficients(t[37])
+    assert lam[37].item() == pytest.approx((2 * (la - ls)).mean().item(), rel=1e-14)
+    cosine = diffusion.CosineSchedule(logsnr_min=-10.0, logsnr_max=10.0)
+    for method, steps in (("dpmpp_2m", 10), ("dpmpp_2m", 20), ("dpmpp_3m", 20)):
+        ends = cosine.log_snr(torch.tensor([1.0, proc.t_min], dtype=torch.float64))
+        inner = cosine.t_from_log_snr(torch.linspace(ends[0].item(), ends[1].item(), steps, dtype=torch.float64))
+        inner[0], inner[-1] = 1.0, proc.t_min
+        old = fe.evaluate(DATA, proc, method, steps, t_grid=torch.cat([inner, torch.zeros(1, dtype=torch.float64)]))
+        new = fe.evaluate(DATA, proc, method, steps)
+        assert new["kl"] < 0.5 * old["kl"], (method, steps, new["kl"], old["kl"])
+
+
 @pytest.mark.parametrize("method", ["dpmpp_2m", "dpmpp_3m"])
 def test_inverse_heat_ode_reaches_the_data(method):
     """The ODE multistep extrapolates to zero noise per frequency and converges to the data; DDIM ends on
