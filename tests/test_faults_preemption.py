@@ -35,12 +35,18 @@ TIMEOUT = 120  # seconds a child may take for a few steps on a loaded machine
 
 # ---------------------------------------------------------------------------- helpers
 def spawn(argv, log: Path, patch=None) -> int:
-    """Fork a child that runs ``sagd <argv>`` with stdout and stderr in ``log`` (``patch()`` first); its pid."""
+    """Fork a child that runs ``sagd <argv>`` with stdout and stderr in ``log`` (``patch()`` first); its pid.
+
+    The child computes on one torch thread: GNU OpenMP is not fork-safe, and a child whose parent
+    already ran a parallel region on two threads hangs in its first one (under ``OMP_NUM_THREADS=2``
+    after the tests before it). torch's DataLoader workers set one thread for the same reason."""
     pid = os.fork()
     if pid:
         return pid
     status = 1
     try:
+        os.environ["OMP_NUM_THREADS"] = "1"  # sagd's threads.configure then leaves torch at one thread
+        torch.set_num_threads(1)
         out = open(log, "w", buffering=1)
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
@@ -155,9 +161,14 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted run of ``TINY``: its folder."""
+    """An uninterrupted run of ``TINY`` on one torch thread, as ``spawn``'s children train: its folder."""
     folder = tmp_path_factory.mktemp("reference")
-    train(TrainConfig.from_dict({**TINY, "out": str(folder / "run")}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the children's losses are compared with these bit for bit
+    try:
+        train(TrainConfig.from_dict({**TINY, "out": str(folder / "run")}))
+    finally:
+        torch.set_num_threads(threads)
     return folder / "run"
 
 
