@@ -537,6 +537,9 @@ def worker(args) -> None:
 
 
 def run(args) -> None:
+    for name in ("jobs", "threads"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name}: expected an integer >= 1, got {getattr(args, name)}")
     todo = [r for r in plan(args.budget, args.experiments) if not result_path(args.budget, r[0], r[1].name, r[2]).exists()]
     print(f"[suite] {args.budget}: {len(todo)} runs to do in {args.experiments}", flush=True)
     # the reference statistics once, before workers race to compute them; B's floors (seconds)

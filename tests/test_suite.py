@@ -133,3 +133,13 @@ def test_c_summaries_key_on_the_budget_and_split_ode_from_sde_samplers(suite):
     assert page.models_compared(rows, names)[0].startswith(
         "- paper α=-0.02 − isotropic: one comparison of two single-seed models, read at 2 sampler × NFE settings (not 2 "
         "independent comparisons): lower FID at 1, median Δ FID +0.00")
+
+
+@pytest.mark.parametrize("name", ["jobs", "threads"])
+def test_run_refuses_fewer_than_one_worker_or_thread(suite, name):
+    import argparse
+
+    args = argparse.Namespace(budget="smoke", experiments="A", jobs=1, threads=1, minutes=None)
+    setattr(args, name, 0)
+    with pytest.raises(SystemExit, match=f"--{name}: expected an integer >= 1, got 0"):
+        suite.run(args)
