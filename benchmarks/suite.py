@@ -17,8 +17,8 @@ the scored samples (``.samples.npz``, ``uint8``, not committed) for later metric
 replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings.
 ``--jobs`` workers claim runs through lock files; each worker uses ``--threads`` torch threads
 on CPUs (default 1). On two cores one worker of two threads trains at about the images per
-second of two one-thread workers together (1.4 s a step against 2.7 s each, tiny UNet, batch 64)
-and so finishes each run in half the wall time. ``--minutes`` stops claiming new runs after that long.
+second of two one-thread workers together (about 1.1 s a step against 2.1 s each, tiny UNet,
+batch 64, between probes) and so finishes each run in half the wall time. ``--minutes`` stops claiming new runs after that long.
 """
 
 from __future__ import annotations
