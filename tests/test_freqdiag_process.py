@@ -123,6 +123,8 @@ def test_consistent_off_the_support():
      "finite log a_t"),
     (lambda: fq.FrequencyProcess(SHAPE, lambda t: (0 * t, torch.where(t < 0.5, 0.0, -math.inf) + 0 * t),
                                  diffusion.LinearSchedule()), "same frequencies"),
+    (lambda: fq.FrequencyProcess(SHAPE, lambda t: (0 * t, torch.where(torch.arange(8) == 0, -math.inf, 0.0) + 0 * t),
+                                 None), "schedule None averages every frequency's log-SNR"),
     (lambda: fq.blurring(SHAPE, min_scale=1.5), "min_scale must be in"),
     (lambda: fq.blurring(SHAPE, sigma_blur_max=-1), "sigma_blur_max must be a finite number > 0"),
     (lambda: fq.inverse_heat(SHAPE, sigma_blur_min=2, sigma_blur_max=1), "sigma_blur_max must be > sigma_blur_min"),

@@ -56,8 +56,9 @@ class LogBlurSchedule:
 
 
 class MeanLogSNR:
-    """The reference log-SNR of blurring diffusion's time grids: ``λ̄(t)``, the per-frequency log-SNR
-    ``2 (log a_t(k) - log s_t(k))`` averaged over every frequency of ``shape`` (all noised).
+    """The reference log-SNR ``λ̄(t)`` of a process that noises every frequency: its per-frequency
+    log-SNR (``FrequencyProcess.log_snr_k``) averaged over the frequencies; ``schedule=None`` gives a
+    ``FrequencyProcess`` this one. Blurring diffusion's time grids are uniform in it.
 
     Blurring moves each frequency's log-SNR at its own time (``e^{-λ_k τ_t}`` falls to ``d_min`` early for
     high ``k``, late for low ones). A grid uniform in ``λ̄`` follows the average; one uniform in the
@@ -69,14 +70,12 @@ class MeanLogSNR:
 
     name = "mean_log_snr"
 
-    def __init__(self, shape: Sequence[int], log_coefficients: LogCoefficients):
-        self.shape, self._fn = tuple(shape), log_coefficients
+    def __init__(self, proc: "FrequencyProcess"):
+        self.proc = proc
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=torch.float64)
-        log_a, log_s = self._fn(t.reshape(*t.shape, *([1] * len(self.shape))))
-        lam = 2 * (torch.as_tensor(log_a, dtype=torch.float64) - log_s)
-        return lam.expand(*t.shape, *self.shape).flatten(t.dim()).mean(-1)
+        return self.proc.log_snr_k(t).flatten(t.dim()).mean(-1)
 
     def t_from_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
         lam = torch.as_tensor(lam, dtype=torch.float64)
@@ -98,8 +97,9 @@ class FrequencyProcess:
             even in ``k``, ``log s = -inf`` where a frequency is never noised. Written in torch operations,
             so that ``torch.func.jvp`` differentiates it (the drift of the SDE, ``drift``).
         schedule: the reference log-SNR ``λ(t)`` that time grids are uniform in: an object with
-            ``log_snr(t)`` and ``t_from_log_snr(λ)`` (``schedules.LinearSchedule``, ``LogBlurSchedule``,
-            ``MeanLogSNR``).
+            ``log_snr(t)`` and ``t_from_log_snr(λ)`` (``schedules.LinearSchedule``, ``LogBlurSchedule``),
+            or ``None``: the mean of the process's own per-frequency log-SNR (``MeanLogSNR``; every
+            frequency must be noised).
         t_min: the smallest time of training and sampling grids.
         name: what ``repr`` calls the scheme.
 
@@ -113,8 +113,8 @@ class FrequencyProcess:
         self._shape = check_shape(shape)
         if not callable(log_coefficients):
             raise ValueError(f"log_coefficients must be a callable t -> (log a_t, log s_t), got {log_coefficients!r}")
-        if not (hasattr(schedule, "log_snr") and hasattr(schedule, "t_from_log_snr")):
-            raise ValueError(f"schedule must have log_snr(t) and t_from_log_snr(lam), got {schedule!r}")
+        if schedule is not None and not (hasattr(schedule, "log_snr") and hasattr(schedule, "t_from_log_snr")):
+            raise ValueError(f"schedule must have log_snr(t) and t_from_log_snr(lam), or be None, got {schedule!r}")
         if not 0 < t_min < 1:
             raise ValueError(f"t_min must be in (0, 1), got {t_min}")
         self._fn, self.schedule, self.t_min, self.name = log_coefficients, schedule, float(t_min), name
@@ -135,6 +135,11 @@ class FrequencyProcess:
         self._support = supports[0]
         if not self._support.flatten(1).any(1).all():
             raise ValueError("log_coefficients noise no frequency in some channel (log s = -inf everywhere)")
+        if schedule is None:
+            if not self.full_support:
+                raise ValueError("schedule None averages every frequency's log-SNR: "
+                                 "log_coefficients must noise them all")
+            self.schedule = MeanLogSNR(self)
 
     def __repr__(self) -> str:
         return f"FrequencyProcess({self.name}, shape={self.shape}, t_min={self.t_min})"
@@ -294,7 +299,7 @@ def blurring(shape: Sequence[int], sigma_blur_max: float = 20.0, min_scale: floa
     and ``(α_t, σ_t)`` the paper's cosine schedule, log-SNR from +10 at ``t = 0`` to -10 at ``t = 1`` (its
     listing's bounds; ``schedule="cosine"`` elsewhere spans ±15), or ``schedule="linear"``. The paper
     blurs in the DCT (reflecting edges); here the DFT (periodic edges), with the same eigenvalues ``λ_k``
-    per frequency (``heat_eigenvalues``). Time grids are uniform in the mean log-SNR (``MeanLogSNR``).
+    per frequency (``heat_eigenvalues``). Time grids are uniform in its mean log-SNR (``MeanLogSNR``).
     """
     shape = check_shape(shape)
     sigma_blur_max = _positive("sigma_blur_max", sigma_blur_max)
@@ -310,7 +315,7 @@ def blurring(shape: Sequence[int], sigma_blur_max: float = 20.0, min_scale: floa
         lam = sched.log_snr(t)
         return 0.5 * torch.nn.functional.logsigmoid(lam) + log_d, 0.5 * torch.nn.functional.logsigmoid(-lam)
 
-    return FrequencyProcess(shape, log_coefficients, MeanLogSNR(shape, log_coefficients), t_min,
+    return FrequencyProcess(shape, log_coefficients, None, t_min,
                             name=f"blurring(σ_B,max={sigma_blur_max:g}, "
                                  f"d_min={min_scale:g}, {sched.name}{' ±10' if schedule == 'cosine' else ''})")
 
