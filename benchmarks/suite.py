@@ -16,9 +16,10 @@ the scored samples (``.samples.npz``, ``uint8``, not committed) for later metric
 ``inception``; a plan's runs are scored on Inception-768/2048 at once. A run's JSON is never
 replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings.
 ``--jobs`` workers claim runs through lock files; each worker uses ``--threads`` torch threads
-on CPUs (default 1). Two threads finish one run sooner: MNIST isotropic seed 1 trained its 1500
-steps in 2024 s on two threads, seed 0 in 5114 s on one beside another run (each JSON's
-``train_seconds_this_sitting``; not a controlled comparison, other work shared the machine).
+on CPUs (default 1). One single-thread worker per core trains the most images per second: on this
+project's two-core machine 1.14× the images of one two-thread worker, though each run takes 1.7× as
+long (``benchmarks/cpu_parallelism.py``, ``benchmarks/results/cpu_parallelism.json``); so
+``--jobs C --threads 1`` finishes a plan sooner and ``--jobs 1 --threads C`` finishes one run sooner.
 ``--minutes`` stops claiming new runs after that long.
 """
 
