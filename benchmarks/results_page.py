@@ -368,7 +368,7 @@ def plan_status(plan, rows: list[dict]) -> list[str]:
         f"0 of {len(planned)} runs"
     bands = ", ".join(f"{b} {BANDS[b]}" for b in plan.bands) or "none"
     state = "complete" if any(planned <= have for have in done.values()) else "in progress"
-    return [f"* **Plan `{plan.name}`** ({state}; {count}): {plan.dataset}, budget `{plan.budget}`, {plan.precision}; "
+    return [f"* **Plan `{plan.name}`** ({state}; {count}): {plan.dataset}, budget `{plan.budget}`, {plan.device} {plan.precision}; "
             f"A's arms {', '.join(a.name for a in plan.arms_a())}, seeds {list(plan.decisive_seeds)} for "
             f"{', '.join(plan.decisive)} and {list(plan.seeds)} for the rest; B's bands {bands}, seeds "
             f"{list(plan.seeds)}; primary metric {plan.metrics[0]} (then {', '.join(plan.metrics[1:])}); "

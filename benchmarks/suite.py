@@ -16,10 +16,11 @@ the scored samples (``.samples.npz``, ``uint8``, not committed) for later metric
 ``inception``; a plan's runs are scored on Inception-768/2048 at once. A run's JSON is never
 replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings.
 ``--jobs`` workers claim runs through lock files; each worker uses ``--threads`` torch threads
-on CPUs (default 1). One single-thread worker per core trains the most images per second: on this
-project's two-core machine 1.14× the images of one two-thread worker, though each run takes 1.7× as
-long (``benchmarks/cpu_parallelism.py``, ``benchmarks/results/cpu_parallelism.json``); so
-``--jobs C --threads 1`` finishes a plan sooner and ``--jobs 1 --threads C`` finishes one run sooner.
+on CPUs (default: the process's cores shared among the jobs, so one job alone uses them all).
+One single-thread worker per core trains the most images per second: on this project's two-core
+machine 1.14× the images of one two-thread worker, though each run takes 1.7× as long
+(``benchmarks/cpu_parallelism.py``, ``benchmarks/results/cpu_parallelism.json``); so ``--jobs C``
+finishes a plan sooner and ``--jobs 1`` finishes one run sooner.
 ``--minutes`` stops claiming new runs after that long.
 """
 
@@ -206,6 +207,8 @@ def train_config(name: str, arm, seed: int, out: Path):
                seed=seed, out=str(out))
     if name in PLANS:
         cfg.update(probe_every=25, probe_spacing="geometric")
+        if PLANS[name].device == "cuda":  # "auto" would pick bf16 there
+            cfg.update(mixed_precision={"fp32": "no", "bf16": "bf16"}[PLANS[name].precision])
     cfg.update(arm.config)
     if "corrupt" in cfg:
         cfg["corrupt"] = Corruption(**cfg["corrupt"])
@@ -376,8 +379,10 @@ def execute(budget_name: str, experiment: str, arm, seed: int, scorer: Scorer, d
     record.update(scorer(samples, n))
     if cfg.corrupt is not None:
         record.update(leak(samples, cfg.corrupt.low, cfg.corrupt.high, scorer.dataset))
-    if budget_name in PLANS:
+    if budget_name in PLANS and PLANS[budget_name].device == "cpu":  # a GPU plan's: ``suite.py inception`` on a CPU
         record.update(inception_scores(samples, scorer))
+    if device == "cuda":
+        record["cuda_tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
     logs, probes = metrics_log(model_dir)
     rates = sorted(r["images_per_s"] for r in logs if "images_per_s" in r)
     record.update({"steps": state["step"], "images_seen": state["step"] * cfg.batch_size * cfg.grad_accum,
@@ -446,15 +451,12 @@ def keep_models(args) -> None:
 
 
 def add_inception(args) -> None:
-    """Inception FID (taps 2048 and 768, against the whole test split) of the runs of ``--arms``
-    whose samples were kept and whose JSON lacks it, written into that JSON. Workers claim runs
-    like ``run``'s do; one Inception pass per run serves both taps."""
-    from sagd.data import load_dataset
-    from sagd.metrics import InceptionV3, feature_stats, frechet_distance, inception_reference
-
+    """``inception_scores`` (FID at both taps, KID at 768) of the finished runs of ``--arms`` whose samples
+    were kept and whose JSON lacks them, written into that JSON: a GPU plan's runs, and runs scored before
+    Inception was. One CPU thread a process; processes started side by side share the runs through the
+    same lock files as ``run``'s workers."""
     torch.set_num_threads(1)
-    network, taps = InceptionV3(), ("2048", "768")
-    reference = None
+    scorer = None
     for path in sorted((SUITE / args.budget).glob("*/*__s*.json")):
         record = json.loads(path.read_text())
         if (args.arms and record["arm"] not in args.arms) or "inception_fid" in record:
@@ -462,19 +464,14 @@ def add_inception(args) -> None:
         if not samples_path(path).exists() or not claim(path):
             continue
         try:
-            if reference is None:
-                data = dataset_of(args.budget)
-                reference = inception_reference(load_dataset(data, "test").images, f"{data}/test", taps, network)
+            scorer = scorer or Scorer("cpu", dataset_of(args.budget))
             samples = torch.from_numpy(np.load(samples_path(path))["images"]).float() / 127.5 - 1
-            started = time.time()
-            features = network(samples, taps)
-            record["inception_fid"] = {t: frechet_distance(*feature_stats(features[t]), reference[t].mu, reference[t].cov)
-                                       for t in taps}
-            record["inception_seconds"] = round(time.time() - started, 1)
+            record.update(inception_scores(samples, scorer))
             tmp = path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(record, indent=1) + "\n")
             os.replace(tmp, path)
-            print(f"[suite] {path.parent.name} {path.stem}: Inception FID {record['inception_fid']['2048']:.2f}", flush=True)
+            print(f"[suite] {path.parent.name} {path.stem}: Inception-768 FID {record['inception_fid']['768']:.3f}",
+                  flush=True)
         finally:
             path.with_suffix(".lock").unlink(missing_ok=True)
 
@@ -509,6 +506,8 @@ def worker(args) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(args.threads)
+    elif args.budget in PLANS and PLANS[args.budget].precision == "fp32":  # float32 means float32: no TF32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     from sagd import checkpoint
 
     scorer = None
@@ -538,15 +537,24 @@ def worker(args) -> None:
         time.sleep(30)
 
 
+def threads_per_job(jobs: int, threads: int | None) -> int:
+    """``--threads``, or by default the cores this process may use shared among ``jobs`` workers (at least one)."""
+    for name, value in (("jobs", jobs), ("threads", threads)):
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name}: expected an integer >= 1, got {value}")
+    return threads or max(1, len(os.sched_getaffinity(0)) // jobs)
+
+
 def run(args) -> None:
-    for name in ("jobs", "threads"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name}: expected an integer >= 1, got {getattr(args, name)}")
+    args.threads = threads_per_job(args.jobs, args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.budget in PLANS and PLANS[args.budget].device != device:
+        mine = ", ".join(name for name, p in PLANS.items() if p.device == device)
+        raise SystemExit(f"--plan {args.budget}: a {PLANS[args.budget].device} plan; this machine runs {device} plans ({mine})")
     todo = [r for r in plan(args.budget, args.experiments) if not result_path(args.budget, r[0], r[1].name, r[2]).exists()]
-    print(f"[suite] {args.budget}: {len(todo)} runs to do in {args.experiments}", flush=True)
+    print(f"[suite] {args.budget}: {len(todo)} runs to do in {args.experiments} "
+          f"({args.jobs} jobs × {args.threads} threads)", flush=True)
     # the reference statistics once, before workers race to compute them; B's floors (seconds)
-    if args.budget in PLANS and torch.cuda.is_available():
-        raise SystemExit(f"--plan {args.budget}: a {PLANS[args.budget].precision} CPU plan; GPU runs are a plan of their own")
     scorer = Scorer("cpu", dataset_of(args.budget))
     if "B" in args.experiments:
         band_floors(args.budget, scorer)
@@ -574,7 +582,8 @@ def main() -> None:
         q = sub.add_parser(name)
         q.add_argument("--plan", "--budget", dest="budget", choices=sorted({*PLANS, *BUDGETS}), required=True)
         q.add_argument("--experiments", default="ABC", help="letters of the experiments to run, e.g. AB")
-        q.add_argument("--threads", type=int, default=1, help="torch threads per worker on CPUs (recorded in each JSON)")
+        q.add_argument("--threads", type=int, default=None if name == "run" else 1,
+                       help="torch threads per worker on CPUs (recorded in each JSON; default: the cores over --jobs)")
         if name == "run":
             q.add_argument("--jobs", type=int, default=1, help="parallel workers (--threads torch threads each on CPUs)")
             q.add_argument("--minutes", type=float, help="claim no new run after this long")

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,46 @@ def test_a_plan_run_records_its_class_is_never_replaced_and_keeps_its_model(suit
                                  f"({rerun['machine_class']}, {rerun['machine']['git_commit'][:12]}): a made-up reason."]
     with pytest.raises(SystemExit, match="no record"):
         suite.supersede("tiny_plan", "A", "tilt_a-0.06", seed, "why")
+
+
+def test_a_gpu_plan_is_a_plan_of_its_own_refused_elsewhere_and_scored_by_inception_on_a_cpu(suite, monkeypatch):
+    import argparse
+
+    experiments = importlib.import_module("experiments")
+    for name in ("mnist", "quickdraw"):  # the same runs, registered apart: float32, on CUDA
+        cpu, gpu = experiments.PLANS[name], experiments.PLANS[f"{name}_gpu"]
+        assert (cpu.device, gpu.device, gpu.precision, gpu.name) == ("cpu", "cuda", "fp32", f"{name}_gpu")
+        assert [(e, a.name, a.config, s) for e, a, s in gpu.runs()] == [(e, a.name, a.config, s) for e, a, s in cpu.runs()]
+    arm = experiments.PLANS["mnist"].arms_a()[0]
+    assert suite.train_config("mnist_gpu", arm, 0, Path("unused")).mixed_precision == "no"  # not bf16, "auto"'s pick
+    assert suite.train_config("mnist", arm, 0, Path("unused")).mixed_precision == "auto"  # the CPU plan's runs unchanged
+    args = argparse.Namespace(budget="mnist_gpu", experiments="A", jobs=1, threads=1, minutes=None)
+    with pytest.raises(SystemExit, match=r"--plan mnist_gpu: a cuda plan; this machine runs cpu plans \(mnist, quickdraw\)"):
+        suite.run(args)
+    with monkeypatch.context() as m:
+        m.setattr(torch.cuda, "is_available", lambda: True)
+        args.budget = "mnist"
+        with pytest.raises(SystemExit, match=r"--plan mnist: a cpu plan; this machine runs cuda plans \(mnist_gpu, quickdraw_gpu\)"):
+            suite.run(args)
+
+    # a GPU plan's run records no Inception score; `suite.py inception` adds it from the kept samples
+    plan = experiments.Plan("tiny_gpu", "digits", "smoke", alpha=-0.06, decisive_seeds=(0,), seeds=(0,), device="cuda")
+    monkeypatch.setitem(experiments.PLANS, "tiny_gpu", plan)
+    scored = []
+    monkeypatch.setattr(suite, "inception_scores", lambda samples, scorer: scored.append(samples) or {
+        "inception_fid": {"768": 0.5, "2048": 9.0}, "inception_kid_768": {"mean": 1e-4, "se": 1e-6}})
+    _, arm, seed = suite.plan("tiny_gpu", "A")[0]
+    suite.execute("tiny_gpu", "A", arm, seed, suite.Scorer("cpu", "digits"), "cpu")
+    path = suite.result_path("tiny_gpu", "A", arm.name, seed)
+    before = json.loads(path.read_text())
+    assert "inception_fid" not in before and not scored
+    suite.add_inception(argparse.Namespace(budget="tiny_gpu", arms=None))
+    added = json.loads(path.read_text())
+    assert added == {**before, "inception_fid": {"768": 0.5, "2048": 9.0}, "inception_kid_768": {"mean": 1e-4, "se": 1e-6}}
+    kept = np.load(suite.samples_path(path))["images"]  # the samples it scored are the kept ones, read back exactly
+    assert len(scored) == 1 and torch.equal(((scored[0] + 1) * 127.5).round().to(torch.uint8), torch.from_numpy(kept))
+    suite.add_inception(argparse.Namespace(budget="tiny_gpu", arms=None))  # scored once
+    assert len(scored) == 1 and path.read_text() == json.dumps(added, indent=1) + "\n"
 
 
 def test_geometric_probes_double_their_interval(tmp_path):

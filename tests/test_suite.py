@@ -135,6 +135,13 @@ def test_c_summaries_key_on_the_budget_and_split_ode_from_sde_samplers(suite):
         "independent comparisons): lower FID at 1, median Δ FID +0.00")
 
 
+@pytest.mark.parametrize("cores, jobs, threads, expected", [(2, 1, None, 2), (2, 2, None, 1), (16, 3, None, 5),
+                                                              (2, 4, None, 1), (2, 2, 2, 2), (16, 1, 1, 1)])
+def test_threads_default_to_the_cores_shared_among_the_jobs(suite, monkeypatch, cores, jobs, threads, expected):
+    monkeypatch.setattr(suite.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert suite.threads_per_job(jobs, threads) == expected
+
+
 @pytest.mark.parametrize("name", ["jobs", "threads"])
 def test_run_refuses_fewer_than_one_worker_or_thread(suite, name):
     import argparse
