@@ -10,8 +10,8 @@
 #
 # Returns at most 8 files: $OUT/tp.tar (gpu_throughput.{json,md}), and per budget $OUT/suite_<budget>.tar.gz and
 # .log and $OUT/samples_<budget>.tar.NN. Here: untar tp.tar into benchmarks/results/ and each suite_*.tar.gz into the
-# repository, `cat samples_<budget>.tar.* | tar x`, score a plan's runs (`suite.py inception --plan <budget>`, one
-# process per core), then `make results`.
+# repository, `cat samples_<budget>.tar.* | tar x`, score a plan's runs (`suite.py inception --plan <budget>
+# --jobs <cores>`), then `make results`.
 set -u
 seconds=${1:-580}; tp_seconds=${2:-180}
 start=$(date +%s)

@@ -38,9 +38,9 @@ pack() { tar czf "$out/suite_gpu.tar.gz.tmp" --exclude='*.samples.npz' --transfo
 ( while sleep 20; do pack; done ) & packer=$!
 ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) & smi=$!
 start=$(date +%s)
-# stop claiming new runs ~100 s before the end so that running ones can finish
+# stop claiming new runs when one would not finish: a `cpu`-budget run (the plans') took ~170 s with 14 jobs on an H200
 timeout $((seconds - 15)) python3 benchmarks/suite.py run --budget "$budget" --experiments "$experiments" --jobs "$jobs" \
-  --minutes "$(python3 -c "print(max(1.0, ($seconds - 115) / 60))")" 2>&1 | tee "$out/suite_gpu.log" | grep -v "^\s*$"
+  --minutes "$(python3 -c "print(max(1.0, ($seconds - 200) / 60))")" 2>&1 | tee "$out/suite_gpu.log" | grep -v "^\s*$"
 echo "suite: $(( $(date +%s) - start )) s"
 kill $packer $smi 2>/dev/null
 pack

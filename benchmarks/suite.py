@@ -3,7 +3,7 @@
     python benchmarks/suite.py run --plan mnist|quickdraw|smoke|cpu|gpu [--experiments A,B,C] [--jobs N] [--threads T]
         [--minutes M]
     python benchmarks/suite.py report       # docs/results.md and its figures, from the committed JSON
-    python benchmarks/suite.py inception --plan P [--arms ...]  # add Inception FID from kept samples
+    python benchmarks/suite.py inception --plan P [--arms ...] [--jobs N]  # Inception scores from kept samples
     python benchmarks/suite.py keep-models --plan P  # the EMA networks a plan keeps, bf16, into benchmarks/models/
     python benchmarks/suite.py supersede --plan P --run A/isotropic/s0 --why "..."  # set a record aside to rerun
 
@@ -454,7 +454,16 @@ def add_inception(args) -> None:
     """``inception_scores`` (FID at both taps, KID at 768) of the finished runs of ``--arms`` whose samples
     were kept and whose JSON lacks them, written into that JSON: a GPU plan's runs, and runs scored before
     Inception was. One CPU thread a process; processes started side by side share the runs through the
-    same lock files as ``run``'s workers."""
+    same lock files as ``run``'s workers: ``--jobs`` starts that many."""
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if args.jobs > 1:
+        cmd = [sys.executable, __file__, "inception", "--plan", args.budget, *(["--arms", *args.arms] if args.arms else [])]
+        procs = [subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1")) for _ in range(args.jobs)]
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            raise SystemExit(f"an Inception process failed (exit codes {codes})")
+        return
     torch.set_num_threads(1)
     scorer = None
     for path in sorted((SUITE / args.budget).glob("*/*__s*.json")):
@@ -599,6 +608,7 @@ def main() -> None:
     q = sub.add_parser("inception", help="add Inception FID to finished runs whose samples were kept")
     q.add_argument("--plan", "--budget", dest="budget", choices=sorted({*PLANS, *BUDGETS}), required=True)
     q.add_argument("--arms", nargs="*", help="only these arms (default every arm)")
+    q.add_argument("--jobs", type=int, default=1, help="processes side by side, one CPU thread each (~4.5 GB each)")
     args = p.parse_args()
     if args.command == "inception":
         add_inception(args)

@@ -128,13 +128,33 @@ def test_a_gpu_plan_is_a_plan_of_its_own_refused_elsewhere_and_scored_by_incepti
     path = suite.result_path("tiny_gpu", "A", arm.name, seed)
     before = json.loads(path.read_text())
     assert "inception_fid" not in before and not scored
-    suite.add_inception(argparse.Namespace(budget="tiny_gpu", arms=None))
+    suite.add_inception(argparse.Namespace(budget="tiny_gpu", arms=None, jobs=1))
     added = json.loads(path.read_text())
     assert added == {**before, "inception_fid": {"768": 0.5, "2048": 9.0}, "inception_kid_768": {"mean": 1e-4, "se": 1e-6}}
     kept = np.load(suite.samples_path(path))["images"]  # the samples it scored are the kept ones, read back exactly
     assert len(scored) == 1 and torch.equal(((scored[0] + 1) * 127.5).round().to(torch.uint8), torch.from_numpy(kept))
-    suite.add_inception(argparse.Namespace(budget="tiny_gpu", arms=None))  # scored once
+    suite.add_inception(argparse.Namespace(budget="tiny_gpu", arms=None, jobs=1))  # scored once
     assert len(scored) == 1 and path.read_text() == json.dumps(added, indent=1) + "\n"
+
+
+def test_inception_jobs_start_one_thread_processes_that_share_the_runs(suite, monkeypatch):
+    import argparse
+
+    started = []
+
+    class Process:
+        def __init__(self, cmd, env):
+            started.append((cmd, env["OMP_NUM_THREADS"]))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(suite.subprocess, "Popen", Process)
+    suite.add_inception(argparse.Namespace(budget="mnist_gpu", arms=["isotropic"], jobs=2))
+    assert [(cmd[1:], threads) for cmd, threads in started] == [
+        ([suite.__file__, "inception", "--plan", "mnist_gpu", "--arms", "isotropic"], "1")] * 2
+    with pytest.raises(SystemExit, match="--jobs: expected an integer >= 1, got 0"):
+        suite.add_inception(argparse.Namespace(budget="mnist_gpu", arms=None, jobs=0))
 
 
 def test_geometric_probes_double_their_interval(tmp_path):
