@@ -222,6 +222,6 @@ PLANS = {
     "quickdraw": Plan("quickdraw", "quickdraw", "cpu", alpha=-0.04, paper={"isotropic": 0.60, "paper": 0.49}),
 }
 # The same plans on a lent GPU, float32 (TF32 off), their own machine class: registered on 2026-12-07, before any of
-# their runs, so that one lease trains a whole plan (the CPU ones take ~40 core-hours each). Inception scores them
+# their runs, so that a lease or two train a whole plan (a CPU plan takes tens of core-hours). Inception scores them
 # on a CPU afterwards (``suite.py inception``; its weights exceed what a lease carries). Never pooled with the CPU plans.
 PLANS.update({f"{name}_gpu": replace(plan, name=f"{name}_gpu", device="cuda") for name, plan in PLANS.items()})

@@ -2,8 +2,8 @@
 # One lent-GPU sitting as one command (the device tool's limit is 10 minutes a call): the training
 # throughput benchmark first, on an idle GPU (issue 15), then the suite with the time left (`gpu_suite.sh`):
 # SESSION_BUDGETS, by default the GPU plan `mnist_gpu` (issue 24: 41 runs of ~170 s, 14 at a time, so about two
-# waves a call; the decisive comparison's 20 runs come first). One plan per call: its samples come back in 15 MB parts and a call returns at most 8 files;
-# once MNIST's plan is complete, SESSION_BUDGETS=quickdraw_gpu.
+# waves a call; the decisive comparison's 20 runs come first). One plan per call: its samples come back in
+# 15 MB parts and a call returns at most 8 files; once MNIST's plan is complete, SESSION_BUDGETS=quickdraw_gpu.
 # Carry `.whl` and `.gpu` as gpu_suite.sh says; set SAGD_GIT_COMMIT to the commit sent.
 #
 #   bash benchmarks/gpu_session.sh SECONDS [THROUGHPUT_SECONDS]

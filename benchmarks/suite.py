@@ -455,12 +455,10 @@ def add_inception(args) -> None:
     were kept and whose JSON lacks them, written into that JSON: a GPU plan's runs, and runs scored before
     Inception was. One CPU thread a process; processes started side by side share the runs through the
     same lock files as ``run``'s workers: ``--jobs`` starts that many."""
-    if args.jobs < 1:
-        raise SystemExit(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    at_least_one("jobs", args.jobs)
     if args.jobs > 1:
         cmd = [sys.executable, __file__, "inception", "--plan", args.budget, *(["--arms", *args.arms] if args.arms else [])]
-        procs = [subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1")) for _ in range(args.jobs)]
-        codes = [p.wait() for p in procs]
+        codes = side_by_side(cmd, dict(os.environ, OMP_NUM_THREADS="1"), args.jobs)
         if any(codes):
             raise SystemExit(f"an Inception process failed (exit codes {codes})")
         return
@@ -546,11 +544,22 @@ def worker(args) -> None:
         time.sleep(30)
 
 
+def at_least_one(name: str, value: int | None) -> None:
+    """Refuses ``--<name>`` below 1 in one line (``None``: not given)."""
+    if value is not None and value < 1:
+        raise SystemExit(f"--{name}: expected an integer >= 1, got {value}")
+
+
+def side_by_side(cmd: list[str], env: dict, n: int) -> list[int]:
+    """Runs ``n`` copies of ``cmd`` at once; their exit codes."""
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
+    return [p.wait() for p in procs]
+
+
 def threads_per_job(jobs: int, threads: int | None) -> int:
     """``--threads``, or by default the cores this process may use shared among ``jobs`` workers (at least one)."""
-    for name, value in (("jobs", jobs), ("threads", threads)):
-        if value is not None and value < 1:
-            raise SystemExit(f"--{name}: expected an integer >= 1, got {value}")
+    at_least_one("jobs", jobs)
+    at_least_one("threads", threads)
     return threads or max(1, len(os.sched_getaffinity(0)) // jobs)
 
 
@@ -573,13 +582,11 @@ def run(args) -> None:
     cmd = [sys.executable, __file__, "worker", "--budget", args.budget, "--experiments", args.experiments,
            "--deadline", str(deadline), "--threads", str(args.threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TQDM_DISABLE="1")
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(args.jobs)]
-    codes = [p.wait() for p in procs]
+    codes = side_by_side(cmd, env, args.jobs)
     if "C" in args.experiments and best_arm(args.budget) and any(
             not result_path(args.budget, e, a.name, s).exists() for e, a, s in plan(args.budget, "C")):
         if not deadline or time.time() < deadline:  # C's models exist only once A is complete
-            procs = [subprocess.Popen(cmd, env=env) for _ in range(args.jobs)]
-            codes += [p.wait() for p in procs]
+            codes += side_by_side(cmd, env, args.jobs)
     if any(codes):
         raise SystemExit(f"a worker failed (exit codes {codes})")
 
