@@ -22,6 +22,15 @@ sys.path.insert(0, str(Path(__file__).parent))  # the oracles module
 pytest_plugins = ("fault_table",)  # the `fault` fixture and `--faults-md` (docs/faults.md)
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """Each test leaves torch's thread count as it found it: an in-process ``sagd train`` takes every free core
+    (``threads.configure``), and a test may pin one thread for its own sake."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def vae_dir(tmp_path_factory):
     """A 2-level AutoencoderKL for 1-channel images (factor 2, 4 latent channels), random weights (no VAE

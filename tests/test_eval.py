@@ -28,10 +28,7 @@ def sagd(*args) -> None:
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SAGD_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

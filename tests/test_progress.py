@@ -70,14 +70,7 @@ def test_probe_counts_idle_cores_within_the_usable_ones():
     assert idle is None or 0 <= idle <= len(cpus) + 1e-9
 
 
-@pytest.fixture
-def restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def test_the_users_setting_wins(monkeypatch, restore_threads):
+def test_the_users_setting_wins(monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setattr(threads, "idle_cpus", lambda cpus, seconds=0: 64.0)
