@@ -110,6 +110,20 @@ def test_a_non_significant_control_difference_is_unresolved_not_explained(bench)
     assert "explained by a control" not in text and text.count("unresolved") == 2 and "seeds at this spread" in text
 
 
+def test_a_control_short_of_its_planned_seeds_explains_nothing_yet(bench):
+    _, evidence, plan = bench
+    iso = [10.0, 10.4, 9.8, 10.1, 10.3]
+    paper = [v - 4 for v in iso]
+    offset = [p + e for p, e in zip(paper, (0.1, -0.1, 0.05, -0.05))]  # equivalent on the 4 seeds it has
+    groups = evidence.groups("made_up", arm_a(plan, iso, paper, offset, offset))
+    evidence.adjudicate(groups)
+    (c,) = groups[0].claims
+    assert c.verdict == "reproduced"
+    text = " ".join(c.details)
+    assert "explained by a control" not in text and "equivalent" not in text
+    assert text.count("control in progress (9 of 10 runs)") == 2
+
+
 def test_machine_classes_are_never_pooled(bench):
     _, evidence, plan = bench
     iso = [10.0, 10.4, 9.8, 10.1, 10.3]
@@ -179,6 +193,12 @@ def test_energy_confound_needs_an_equivalent_normalised_arm_that_the_paper_beats
     groups = evidence.groups("made_up", band_b(iso, paper, wide))
     evidence.adjudicate(groups)
     assert "is unresolved" in " ".join(groups[0].claims[0].details)
+    groups = evidence.groups("made_up", band_b(iso, paper, confounded[:2]))  # its seed 2 is still to run
+    evidence.adjudicate(groups)
+    (c,) = groups[0].claims
+    assert c.verdict == "reproduced" and c.details == [
+        "the energy-normalised mixture is in progress (5 of 6 runs): whether the energy confound explains the gain "
+        "waits for it"]
 
 
 def test_paper_layout_puts_each_arm_under_its_own_header(bench, monkeypatch):
