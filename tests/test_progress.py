@@ -1,12 +1,16 @@
 """The training bar (time budget vs step count), the slowdown warning and the CPU thread policy."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
 import torch
+from tqdm.auto import tqdm
 
-from sagd import threads
-from sagd.progress import Progress, SlowdownWatch
+from sagd import diffusion, spectral, threads
+from sagd.progress import Progress, SlowdownWatch, shown
 
 
 def test_a_time_budget_shows_time_used_and_left_not_the_step_cap():
@@ -83,3 +87,27 @@ def test_the_users_setting_wins(monkeypatch):
     assert threads.configure() == 2 and "the free cores at start" in threads.advice()
     monkeypatch.setattr(threads, "idle_cpus", lambda cpus, seconds=0: 1.0)
     assert threads.configure() == 1
+
+
+def test_tqdm_environment_can_quiet_a_shown_bar_but_not_show_a_hidden_one(capsys):
+    # tqdm reads TQDM_* when it is imported, so the quiet case runs in a fresh interpreter
+    quiet = subprocess.run([sys.executable, "-c", QUIET], env={**os.environ, "TQDM_DISABLE": "1"},
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stdout == "ok\n", quiet.stderr
+    assert "ddim" not in quiet.stderr and "train" not in quiet.stderr  # neither bar was drawn
+    diffusion.sample(lambda x, t: 0 * x, diffusion.VPProcess(spectral.isotropic((1, 4, 4))), 2, "ddim", 3,
+                     progress=True)
+    assert "ddim" in capsys.readouterr().err
+    assert tqdm(total=3, **shown(False)).disable
+    assert Progress(steps=10, step=0, max_minutes=None, disable=True).bar.disable
+
+
+QUIET = """
+from sagd import diffusion, spectral
+from sagd.progress import Progress
+bar = Progress(steps=10, step=0, max_minutes=None)
+bar.update(1)
+bar.close()
+diffusion.sample(lambda x, t: 0 * x, diffusion.VPProcess(spectral.isotropic((1, 4, 4))), 2, "ddim", 3, progress=True)
+print("ok" if bar.bar.disable else "shown")
+"""

@@ -19,6 +19,13 @@ from tqdm.auto import tqdm
 TIME_BAR = "{desc} |{bar}| {percentage:3.0f}%{postfix}"  # train: 03:12 used, 04:48 left |███   | 40%, step=366
 
 
+def shown(show: bool) -> dict:
+    """tqdm keyword arguments for a bar that is shown or not: a shown bar passes no ``disable``, so that tqdm's
+    environment (``TQDM_DISABLE=1``, ``TQDM_MININTERVAL=30``) can still quiet a log; an explicit argument
+    would override it."""
+    return {} if show else {"disable": True}
+
+
 class Progress:
     """The bar of a run at ``step`` of ``steps``, with an optional time budget of ``max_minutes``."""
 
@@ -26,9 +33,9 @@ class Progress:
         self.budget = None if max_minutes is None else 60.0 * max_minutes
         self.start, self.step, self.postfix = time.time(), step, {}
         if self.budget is None:
-            self.bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=disable, dynamic_ncols=True)
+            self.bar = tqdm(total=steps, initial=step, desc="train", unit="step", dynamic_ncols=True, **shown(not disable))
         else:
-            self.bar = tqdm(total=self.budget, desc="train", bar_format=TIME_BAR, disable=disable, dynamic_ncols=True)
+            self.bar = tqdm(total=self.budget, desc="train", bar_format=TIME_BAR, dynamic_ncols=True, **shown(not disable))
 
     def update(self, step: int, **postfix) -> None:
         """Advance to ``step``; ``postfix`` values (e.g. ``loss="0.0312"``) are shown from now on."""

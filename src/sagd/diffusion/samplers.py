@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..progress import shown
 from .process import VPProcess
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -279,6 +280,7 @@ def sample(
         return_trajectory: also return ``x`` after every step, a list of ``steps + 1`` tensors.
         noise: ``noise(like)`` gives the white noise stochastic samplers inject, shaped like ``like``
             (default: ``torch.randn`` with ``generator``).
+        progress: a bar of the steps (tqdm's; ``TQDM_DISABLE=1`` in the environment still hides it).
     """
     return drive(METHODS, denoiser, proc, n, method, steps, eta, generator, x_T, return_trajectory, t_grid, device,
                  dtype, progress, noise)
@@ -304,7 +306,7 @@ def drive(methods: dict, denoiser, proc, n, method, steps, eta, generator, x_T, 
         def noise(like):
             return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
     trajectory = [x]
-    bar = tqdm(total=len(ts) - 1, desc=method, disable=not progress, leave=False)
+    bar = tqdm(total=len(ts) - 1, desc=method, leave=False, **shown(progress))
 
     def callback(i, x_i, d_i):
         bar.update(1)
