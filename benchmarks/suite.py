@@ -13,7 +13,8 @@ Fashion-MNIST budgets that ran before plans existed (``--budget`` is the same op
 (checkpointed, resumed when interrupted) and is scored into
 ``benchmarks/results/suite/<plan>/<experiment>/<arm>__s<seed>.json`` with a sample grid beside it and
 the scored samples (``.samples.npz``, ``uint8``, not committed) for later metrics such as
-``inception``; a plan's runs are scored on Inception-768/2048 at once. A run's JSON is never
+``inception``; a plan's runs are scored on Inception-768/2048 at once (the test split's statistics
+first, on every core, then cached). A run's JSON is never
 replaced: a run whose JSON exists is never repeated, so the suite accumulates across sittings.
 ``--jobs`` workers claim runs through lock files; each worker uses ``--threads`` torch threads
 on CPUs (default: the process's cores shared among the jobs, so one job alone uses them all).
@@ -578,6 +579,8 @@ def run(args) -> None:
         band_floors(args.budget, scorer)
     if not todo:
         return
+    if device == "cpu" and args.budget in PLANS:  # on every core here, not one worker's while the others wait
+        inception_reference_locked(scorer)
     deadline = time.time() + 60 * args.minutes if args.minutes else 0
     cmd = [sys.executable, __file__, "worker", "--budget", args.budget, "--experiments", args.experiments,
            "--deadline", str(deadline), "--threads", str(args.threads)]

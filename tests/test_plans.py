@@ -46,6 +46,24 @@ def test_the_papers_plans_are_fixed_decisive_first_and_seed_major(suite):
     assert cfg.spectrum == "power_law:alpha=-0.06,k0=1e-10" and cfg.seed == 3  # the arm decides the spectrum
 
 
+def test_a_cpu_plan_scores_its_inception_reference_before_its_workers_start(suite, monkeypatch):
+    import argparse
+
+    experiments = importlib.import_module("experiments")
+    monkeypatch.setitem(experiments.PLANS, "tiny_plan", experiments.Plan("tiny_plan", "digits", "smoke", alpha=-0.06,
+                                                                         decisive_seeds=(0,), seeds=(0,)))
+    events = []
+    monkeypatch.setattr(suite, "inception_reference_locked", lambda scorer: events.append("reference"))
+    monkeypatch.setattr(suite, "side_by_side", lambda cmd, env, n: events.append(f"{n} workers") or [0] * n)
+    args = argparse.Namespace(budget="tiny_plan", experiments="A", jobs=2, threads=1, minutes=None)
+    suite.run(args)
+    assert events == ["reference", "2 workers"]
+    events.clear()
+    args.budget = "smoke"  # a budget, not a plan: its runs have no Inception score
+    suite.run(args)
+    assert events == ["2 workers"]
+
+
 def test_a_plan_run_records_its_class_is_never_replaced_and_keeps_its_model(suite, monkeypatch):
     experiments = importlib.import_module("experiments")
     plan = experiments.Plan("tiny_plan", "digits", "smoke", alpha=-0.06, decisive_seeds=(0,), seeds=(0,))
