@@ -112,13 +112,24 @@ def table_inception(rows: list[dict]) -> list[str]:
 
 
 def table_b(rows: list[dict], clean: list[dict], floors: dict[str, dict]) -> list[str]:
-    out = ["| arm | seeds | FID vs clean test | Δ FID vs isotropic on the same corruption | 95 % half-width | "
-           "band energy / clean data | band energy / corrupted data |", "|---|---:|---:|---:|---:|---:|---:|"]
+    """B's arms by band; where its runs were scored on Inception (a plan's), the 768 tap and its paired Δ beside."""
+    inception = any("inception_768" in r for r in rows)
+
+    def line(*cells: str, rs: list[dict] = (), d768=(math.nan,) * 3) -> str:
+        if inception:
+            scored = [r["inception_768"] for r in rs if "inception_768" in r]
+            cells += (fmt(*summary(scored)[:2], 3) if scored else "—", "—" if math.isnan(d768[0]) else fmt(*d768[:2], 3))
+        return "| " + " | ".join(cells) + " |"
+
+    head = ["arm", "seeds", "FID vs clean test", "Δ FID vs isotropic on the same corruption", "95 % half-width",
+            "band energy / clean data", "band energy / corrupted data", *["Inception FID (768)", "Δ (768)"] * inception]
+    out = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     if clean:
-        out.append(f"| isotropic on clean data (A's run) | {len(clean)} | {fmt(*summary([r['fid'] for r in clean])[:2])} "
-                   f"| — | — | — | — |")
+        out.append(line("isotropic on clean data (A's run)", str(len(clean)), fmt(*summary([r["fid"] for r in clean])[:2]),
+                        "—", "—", "—", "—", rs=clean))
     if floors:
-        out.append(f"| real training images, no model | — | {next(iter(floors.values()))['fid_real']:.2f} | — | — | — | — |")
+        out.append(line("real training images, no model", "—", f"{next(iter(floors.values()))['fid_real']:.2f}",
+                        "—", "—", "—", "—"))
     shown = set()
     for arm in arms_in_order(rows):
         rs = [r for r in rows if r["arm"] == arm]
@@ -126,16 +137,16 @@ def table_b(rows: list[dict], clean: list[dict], floors: dict[str, dict]) -> lis
         if band in floors and band not in shown:
             shown.add(band)
             f = floors[band]
-            out.append(f"| real training images without [{f['low']}, {f['high']}], no model | — | "
-                       f"{f['fid_band_removed']:.2f} | — | — | 0 | 0 |")
+            out.append(line(f"real training images without [{f['low']}, {f['high']}], no model", "—",
+                            f"{f['fid_band_removed']:.2f}", "—", "—", "0", "0"))
         base = f"{band}_isotropic" if band else None
-        d = delta(rows, arm, base) if base and arm != base else (math.nan,) * 3
+        d, d768 = (delta(rows, arm, base), delta(rows, arm, base, "inception_768")) if base and arm != base else \
+            ((math.nan,) * 3,) * 2
         leak = [r for r in rs if "leak_vs_clean" in r]
-        cols = [rs[0]["label"], str(len(rs)), fmt(*summary([r["fid"] for r in rs])[:2]),
-                "—" if math.isnan(d[0]) else fmt(*d[:2]), "—" if math.isnan(d[2]) else f"{d[2]:.2f}",
-                f"{summary([r['leak_vs_clean'] for r in leak])[0]:.3f}" if leak else "—",
-                f"{summary([r['leak_vs_corrupted'] for r in leak])[0]:.3f}" if leak else "—"]
-        out.append("| " + " | ".join(cols) + " |")
+        out.append(line(rs[0]["label"], str(len(rs)), fmt(*summary([r["fid"] for r in rs])[:2]),
+                        "—" if math.isnan(d[0]) else fmt(*d[:2]), "—" if math.isnan(d[2]) else f"{d[2]:.2f}",
+                        f"{summary([r['leak_vs_clean'] for r in leak])[0]:.3f}" if leak else "—",
+                        f"{summary([r['leak_vs_corrupted'] for r in leak])[0]:.3f}" if leak else "—", rs=rs, d768=d768))
     return out
 
 
@@ -462,7 +473,8 @@ def group_sections(g: Group, floors: dict[str, dict]) -> list[str]:
                   "the clean test split. The omission spectra are the exact complement of the corrupted band; 'paper' "
                   "keeps its energy (per-draw γ_l = γ_h = 0.5, normalize=false); `project` also removes the band from "
                   "training inputs (docs/method.md §7). With a hole in the spectrum no sampler puts content in the band, "
-                  "so samples lack the data's own signal there too.", "", *table_b(b, clean, floors), ""]
+                  "so samples lack the data's own signal there too." + (" A plan's verdict reads the Inception-768 columns, its "
+                  "primary metric." if any("inception_768" in r for r in b) else ""), "", *table_b(b, clean, floors), ""]
         lines += [*band_costs(a, b, floors), ""]
     if c:
         names = {r["arm"]: r["label"] for r in a}

@@ -201,6 +201,24 @@ def test_energy_confound_needs_an_equivalent_normalised_arm_that_the_paper_beats
         "waits for it"]
 
 
+def test_b_table_shows_the_verdicts_metric_beside_the_in_domain_fid(bench):
+    _, evidence, _ = bench
+    import results_page
+
+    def cells(table, label):
+        header = [c.strip() for c in table[0].strip("|").split("|")]
+        row = next(line for line in table[2:] if line.startswith(f"| {label} |"))
+        return dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+
+    (g,) = evidence.groups("made_up", band_b([2.7, 2.6, 2.8], [2.3, 2.1, 2.5], [2.4, 2.4, 2.4]))
+    paper = cells(results_page.table_b(g.rows, [], {}), "low_paper")
+    assert (paper["FID vs clean test"], paper["Δ FID vs isotropic on the same corruption"]) == ("23.00 ± 1.15", "-4.00 ± 0.58")
+    assert (paper["Inception FID (768)"], paper["Δ (768)"]) == ("2.300 ± 0.115", "-0.400 ± 0.058")
+    for r in g.rows:  # a budget's runs that were never scored on Inception: no such columns
+        r.pop("inception_768")
+    assert "Inception FID (768)" not in results_page.table_b(g.rows, [], {})[0]
+
+
 def test_paper_layout_puts_each_arm_under_its_own_header(bench, monkeypatch):
     _, evidence, plan = bench
     import dataclasses
