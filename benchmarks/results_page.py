@@ -115,7 +115,7 @@ def table_b(rows: list[dict], clean: list[dict], floors: dict[str, dict]) -> lis
     """B's arms by band; where its runs were scored on Inception (a plan's), the 768 tap and its paired Δ beside."""
     inception = any("inception_768" in r for r in rows)
 
-    def line(*cells: str, rs: list[dict] = (), d768=(math.nan,) * 3) -> str:
+    def line(*cells: str, rs=(), d768=(math.nan,) * 3) -> str:  # rs: the rows of the Inception cells
         if inception:
             scored = [r["inception_768"] for r in rs if "inception_768" in r]
             cells += (fmt(*summary(scored)[:2], 3) if scored else "—", "—" if math.isnan(d768[0]) else fmt(*d768[:2], 3))
