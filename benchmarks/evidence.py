@@ -46,6 +46,11 @@ class Claim:
     details: list[str] = field(default_factory=list)
 
     @property
+    def tested(self) -> bool:
+        """Complete, on at least two paired seeds: a test Holm's correction counts."""
+        return self.complete and self.d.n >= 2
+
+    @property
     def verdict(self) -> str:
         if not self.complete:
             return f"in progress ({self.progress})"
@@ -115,6 +120,28 @@ def claim(group: Group, text: str, a: str, b: str, direction: int, metric: str) 
 def primary_metric(group: Group) -> str:
     """The plan's primary metric; the Fashion-MNIST budgets' was the in-domain FID."""
     return group.plan.metrics[0] if group.plan else "fid"
+
+
+def other_metrics(group: Group) -> tuple[str, ...]:
+    """The metrics a verdict is checked against, described but not tested: a plan's after its primary one;
+    for a Fashion-MNIST budget, the Inception-768 FID its later runs carry."""
+    return group.plan.metrics[1:] if group.plan else ("inception_768",)
+
+
+def agreement(group: Group, c: Claim) -> list[str]:
+    """For each of ``other_metrics``, the same paired difference ``c.a − c.b`` and whether its sign agrees with
+    the verdict's metric (descriptive: outside Holm's correction). Needs two paired seeds of that metric."""
+    sentences = []
+    for metric in (m for m in other_metrics(group) if m != c.metric):
+        g = paired_test(group.values(c.a, metric), group.values(c.b, metric))
+        if g.n < 2:
+            continue
+        side = "excludes" if abs(g.mean) > g.half_width() else "includes"
+        sign = ("the same sign" if g.mean * c.d.mean > 0
+                else f"the opposite sign: {c.metric} and {metric} disagree on this comparison")
+        sentences.append(f"on {metric} (reported, not tested): {g.mean:+.3g} ± {g.se:.2g} ({g.n} paired seeds, "
+                         f"95 % interval {side} 0), {sign}")
+    return sentences
 
 
 def margin_of(group: Group) -> float:
@@ -203,14 +230,17 @@ def attribute(group: Group, c: Claim) -> None:
 
 
 def adjudicate(all_groups: list[Group]) -> list[Claim]:
-    """Build every group's claims, Holm-adjust their p values together, then attribute the reproduced ones."""
+    """Build every group's claims, Holm-adjust their p values together, set each tested claim beside its other
+    metrics, then attribute the reproduced ones."""
     for g in all_groups:
         build_claims(g)
-    tested = [c for g in all_groups for c in g.claims if c.complete and c.d.n >= 2]
+    tested = [c for g in all_groups for c in g.claims if c.tested]
     for c, p in zip(tested, holm([c.d.p for c in tested])):
         c.p_adjusted = p
     for g in all_groups:
         for c in g.claims:
+            if c.tested:
+                c.details += agreement(g, c)
             attribute(g, c)
     return tested
 
