@@ -237,17 +237,24 @@ def test_paper_layout_puts_each_arm_under_its_own_header(bench, monkeypatch):
         "0.400 (1)", "0.300 (1)", "0.200 (1)", "0.100 (1)")
 
 
-def test_a_verdict_says_when_the_plans_other_metric_disagrees(bench):
-    _, evidence, plan = bench
+def claim_with_in_domain_fid(evidence, plan, paper_fid):
+    """A's one claim, decided on Inception-768 (the paper's gain of 4, every seed), with in-domain FIDs of the
+    isotropic arm and ``paper_fid`` for the paper's arm."""
     iso = [10.0, 10.4, 9.8, 10.1, 10.3]
     rows = arm_a(plan, iso, [v - 4 for v in iso], iso, iso)
-    in_domain = {"isotropic": [50.0, 52.0, 49.0, 51.0, 50.5], plan.paper_arm: [60.0, 61.0, 60.5, 59.0, 62.0]}
+    in_domain = {"isotropic": [50.0, 52.0, 49.0, 51.0, 50.5], plan.paper_arm: paper_fid}
     for r in rows:
         r["fid"] = in_domain.get(r["arm"], [30.0] * 5)[r["seed"]]
     groups = evidence.groups("made_up", rows)
     tested = evidence.adjudicate(groups)
     (c,) = groups[0].claims
     assert c.verdict == "reproduced" and tested == [c] and c.metric == "inception_768"
+    return c
+
+
+def test_a_verdict_says_when_the_plans_other_metric_disagrees(bench):
+    _, evidence, plan = bench
+    c = claim_with_in_domain_fid(evidence, plan, [60.0, 61.0, 60.5, 59.0, 62.0])
     # fid: paper − isotropic = 10, 9, 11.5, 8, 11.5 → mean +10, se 0.689, 95 % half-width 1.91: excludes 0
     (line,) = [d for d in c.details if d.startswith("on fid")]
     assert line == ("on fid (reported, not tested): +10 ± 0.69 (5 paired seeds, 95 % interval excludes 0), the "
@@ -257,13 +264,6 @@ def test_a_verdict_says_when_the_plans_other_metric_disagrees(bench):
 
 def test_a_verdict_whose_other_metric_agrees_says_so(bench):
     _, evidence, plan = bench
-    iso = [10.0, 10.4, 9.8, 10.1, 10.3]
-    rows = arm_a(plan, iso, [v - 4 for v in iso], iso, iso)
-    in_domain = {"isotropic": [50.0, 52.0, 49.0, 51.0, 50.5], plan.paper_arm: [49.0, 53.0, 47.0, 52.0, 49.5]}
-    for r in rows:
-        r["fid"] = in_domain.get(r["arm"], [30.0] * 5)[r["seed"]]
-    groups = evidence.groups("made_up", rows)
-    evidence.adjudicate(groups)
-    (c,) = groups[0].claims
+    c = claim_with_in_domain_fid(evidence, plan, [49.0, 53.0, 47.0, 52.0, 49.5])
     # fid: paper − isotropic = -1, +1, -2, +1, -1 → mean -0.4, se 0.6, 95 % half-width 1.67: includes 0
     assert "on fid (reported, not tested): -0.4 ± 0.6 (5 paired seeds, 95 % interval includes 0), the same sign" in c.details
